@@ -1,0 +1,87 @@
+# hdms-healthd: one Makefile for the daemon, its tests and its tools.
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+WERROR   ?= 1
+CC       ?= cc
+PYTEST   ?= pytest-3
+
+PKGS     := libpq hiredis libevent libmicrohttpd jansson inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wwrite-strings -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla \
+        -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DHEALTHD_VERSION='"$(VERSION)"' -Iinclude $(WARN) $(PKG_CFLAGS)
+
+RELEASE_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
+ASAN_CFLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+SRCS     := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+UNIT_SRCS := $(wildcard test/unit/check_*.c)
+
+REL_OBJS  := $(SRCS:src/%.c=build/obj/%.o)
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=build/asan/%)
+
+.PHONY: all asan unit test integration demo install clean format check-format
+
+all: build/hdms-healthd
+
+build/hdms-healthd: $(REL_OBJS)
+	$(CC) $(RELEASE_CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+build/obj/%.o: src/%.c $(wildcard include/*.h) | build/obj
+	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+asan: build/asan/hdms-healthd $(UNIT_BINS)
+
+build/asan/hdms-healthd: $(ASAN_OBJS)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+
+build/asan/obj/%.o: src/%.c $(wildcard include/*.h) | build/asan/obj
+	$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/asan/check_%: test/unit/check_%.c $(ASAN_LIB_OBJS) $(wildcard include/*.h)
+	$(CC) $(BASE_CFLAGS) $(CHECK_CFLAGS) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJS) $(PKG_LIBS) $(CHECK_LIBS)
+
+build/obj build/asan/obj:
+	mkdir -p $@
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 ./$$t; done
+
+integration: build/asan/hdms-healthd
+	HEALTHD_BIN=$(CURDIR)/build/asan/hdms-healthd $(PYTEST) -v -p no:cacheprovider test/integration
+
+# Every test: Check unit tests and pytest integration tests, both on the
+# ASan/UBSan build.
+test: asan
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+
+demo: all
+	./scripts/demo.sh
+
+install: build/hdms-healthd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/hdms-healthd
+	install -m 0755 build/hdms-healthd $(DESTDIR)$(PREFIX)/bin/hdms-healthd
+	install -m 0644 doc/hdms-healthd.8 $(DESTDIR)$(PREFIX)/share/man/man8/hdms-healthd.8
+	install -m 0644 etc/hdms-healthd.conf $(DESTDIR)$(PREFIX)/share/doc/hdms-healthd/hdms-healthd.conf
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i src/*.c include/*.h test/unit/*.c
+
+check-format:
+	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c
