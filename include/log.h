@@ -1,0 +1,18 @@
+/* Levelled logging to stderr, as text or JSON lines.  Messages are cleaned
+ * to valid UTF-8 before they are written. */
+#ifndef HEALTHD_LOG_H
+#define HEALTHD_LOG_H
+
+#include "config.h"
+
+void log_setup(enum log_format fmt, enum log_level level);
+
+void log_msg(enum log_level level, const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One line per state transition of a target. */
+void log_transition(const char *target, const char *kind, const char *from, const char *to,
+                    const char *reason, const char *output, double check_seconds,
+                    const char *outage);
+
+#endif

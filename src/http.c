@@ -1,0 +1,362 @@
+#include "http.h"
+#include "log.h"
+#include "render.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct cached {
+        uint64_t gen;
+        bool valid;
+        char *body;
+        size_t len;
+        enum status st;
+};
+
+struct http {
+        struct event_base *base;
+        const struct config *cfg;
+        struct engine *eng;
+        struct MHD_Daemon *mhd;
+        struct event *ev_epoll;
+        struct event *ev_timer;
+        struct target_view *views;
+        size_t nviews;
+        struct cached status, ready, started;
+};
+
+enum route http_route(const char *path, char *target, size_t tlen)
+{
+        if (tlen > 0)
+                target[0] = '\0';
+        if (strcmp(path, "/livez") == 0)
+                return ROUTE_LIVEZ;
+        if (strcmp(path, "/readyz") == 0 || strcmp(path, "/healthz") == 0)
+                return ROUTE_READYZ;
+        if (strcmp(path, "/startupz") == 0)
+                return ROUTE_STARTUPZ;
+        if (strcmp(path, "/status") == 0 || strcmp(path, "/") == 0)
+                return ROUTE_STATUS;
+        if (strcmp(path, "/metrics") == 0)
+                return ROUTE_METRICS;
+        if (strncmp(path, "/health/", 8) == 0) {
+                const char *name = path + 8;
+                size_t n = strlen(name);
+                if (n == 0 || n >= tlen || strchr(name, '/') != NULL)
+                        return ROUTE_NOT_FOUND;
+                memcpy(target, name, n + 1);
+                return ROUTE_HEALTH_TARGET;
+        }
+        return ROUTE_NOT_FOUND;
+}
+
+/* ---- state snapshot ---- */
+
+static void snapshot(struct http *h)
+{
+        size_t n = engine_count(h->eng);
+        if (n > h->nviews || h->views == NULL) {
+                free(h->views);
+                h->views = calloc(n + 1, sizeof(*h->views));
+                if (h->views == NULL)
+                        abort();
+        }
+        h->nviews = n;
+        for (size_t i = 0; i < n; i++)
+                engine_view(h->eng, i, &h->views[i]);
+}
+
+static void render_ctx(struct http *h, struct render_ctx *c)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c->version = HEALTHD_VERSION;
+        c->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        c->uptime = engine_uptime(h->eng);
+        c->detail = h->cfg->status_token == NULL;
+}
+
+static void cache_set(struct cached *c, char *body, enum status st, uint64_t gen)
+{
+        free(c->body);
+        c->body = body;
+        c->len = body != NULL ? strlen(body) : 0;
+        c->st = st;
+        c->gen = gen;
+        c->valid = body != NULL;
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, const char *type,
+                                 const char *body, size_t len)
+{
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+        if (r == NULL)
+                return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        if (code == MHD_HTTP_UNAUTHORIZED)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                        "Basic realm=\"hdms-healthd\", charset=\"UTF-8\"");
+        enum MHD_Result ret = MHD_queue_response(conn, code, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *body)
+{
+        return send_body(conn, code, "application/health+json", body, strlen(body));
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned code, const char *msg)
+{
+        char body[200];
+        snprintf(body, sizeof(body), "{\"status\":\"fail\",\"error\":\"%s\"}", msg);
+        return send_body(conn, code, "application/json", body, strlen(body));
+}
+
+static unsigned code_of(enum status st)
+{
+        return st == ST_PASS || st == ST_WARN ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+}
+
+/* Constant-time comparison of a presented token with the configured one. */
+static bool token_equal(const char *a, size_t alen, const char *b)
+{
+        size_t blen = strlen(b);
+        unsigned char diff = (unsigned char)(alen != blen);
+        for (size_t i = 0; i < alen; i++)
+                diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+        return diff == 0;
+}
+
+static bool authorized(struct http *h, struct MHD_Connection *conn)
+{
+        const char *token = h->cfg->status_token;
+        if (token == NULL)
+                return true;
+        const char *auth =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
+                const char *t = auth + 7;
+                return token_equal(t, strlen(t), token);
+        }
+        char *pass = NULL;
+        char *user = MHD_basic_auth_get_username_password(conn, &pass);
+        bool ok = pass != NULL && token_equal(pass, strlen(pass), token);
+        if (user != NULL)
+                MHD_free(user);
+        if (pass != NULL) {
+                explicit_bzero(pass, strlen(pass));
+                MHD_free(pass);
+        }
+        return ok;
+}
+
+static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
+{
+        snapshot(h);
+        for (size_t i = 0; i < h->nviews; i++) {
+                const struct target_view *v = &h->views[i];
+                double limit = render_stale_after(v);
+                double age = v->result_age >= 0 ? v->result_age : engine_uptime(h->eng);
+                if (age > limit) {
+                        char body[300];
+                        snprintf(body, sizeof(body),
+                                 "{\"status\":\"fail\",\"reason\":\"stale_result\","
+                                 "\"target\":\"%s\",\"ageSeconds\":%.1f}",
+                                 v->name, age);
+                        return send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+                }
+        }
+        return send_json(conn, MHD_HTTP_OK, "{\"status\":\"pass\"}");
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+        struct http *h = cls;
+        (void)version;
+        (void)upload_data;
+        (void)con_cls;
+        *upload_data_size = 0;
+
+        char name[TARGET_NAME_MAX];
+        enum route rt = http_route(url, name, sizeof(name));
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+                return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+
+        struct render_ctx rc;
+        render_ctx(h, &rc);
+        uint64_t gen = engine_generation(h->eng);
+        char *body;
+        enum status st;
+
+        switch (rt) {
+        case ROUTE_NOT_FOUND:
+                return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+        case ROUTE_LIVEZ:
+                return answer_livez(h, conn);
+        case ROUTE_READYZ:
+        case ROUTE_STARTUPZ: {
+                bool startup = rt == ROUTE_STARTUPZ;
+                struct cached *c = startup ? &h->started : &h->ready;
+                if (!c->valid || c->gen != gen) {
+                        snapshot(h);
+                        body = render_ready_json(h->views, h->nviews, &rc, startup, &st);
+                        cache_set(c, body, st, gen);
+                }
+                if (!c->valid)
+                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+                return send_body(conn, code_of(c->st), "application/health+json", c->body,
+                                 c->len);
+        }
+        case ROUTE_HEALTH_TARGET: {
+                int i = engine_find(h->eng, name);
+                if (i < 0)
+                        return send_error(conn, MHD_HTTP_NOT_FOUND, "unknown target");
+                struct target_view v;
+                engine_view(h->eng, (size_t)i, &v);
+                body = render_target_json(&v, &rc);
+                if (body == NULL)
+                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+                enum MHD_Result r = send_json(conn, code_of(v.status), body);
+                free(body);
+                return r;
+        }
+        case ROUTE_STATUS:
+                if (!authorized(h, conn))
+                        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+                if (!h->status.valid || h->status.gen != gen) {
+                        snapshot(h);
+                        rc.detail = true;
+                        body = render_status_json(h->views, h->nviews, &rc, &st);
+                        cache_set(&h->status, body, st, gen);
+                }
+                if (!h->status.valid)
+                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+                return send_body(conn, code_of(h->status.st), "application/health+json",
+                                 h->status.body, h->status.len);
+        case ROUTE_METRICS:
+                if (!authorized(h, conn))
+                        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+                return send_error(conn, MHD_HTTP_NOT_FOUND, "metrics not implemented yet");
+        }
+        return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+/* ---- MHD inside the libevent loop ---- */
+
+static void rearm(struct http *h)
+{
+        MHD_UNSIGNED_LONG_LONG ms;
+        if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
+                struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+                evtimer_add(h->ev_timer, &tv);
+        } else {
+                evtimer_del(h->ev_timer);
+        }
+}
+
+static void on_mhd(evutil_socket_t fd, short what, void *arg)
+{
+        struct http *h = arg;
+        (void)fd;
+        (void)what;
+        MHD_run(h->mhd);
+        rearm(h);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        (void)cls;
+        char buf[300];
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = '\0';
+        log_msg(LOG_DEBUG, NULL, "http: %s", buf);
+}
+
+struct http *http_new(struct event_base *base, const struct config *cfg, struct engine *eng,
+                      char *err, size_t errlen)
+{
+        struct http *h = calloc(1, sizeof(*h));
+        if (h == NULL)
+                abort();
+        h->base = base;
+        h->cfg = cfg;
+        h->eng = eng;
+
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, cfg->listen_host, &s4->sin_addr) == 1) {
+                s4->sin_family = AF_INET;
+                s4->sin_port = htons((uint16_t)cfg->listen_port);
+        } else if (inet_pton(AF_INET6, cfg->listen_host, &s6->sin6_addr) == 1) {
+                s6->sin6_family = AF_INET6;
+                s6->sin6_port = htons((uint16_t)cfg->listen_port);
+                flags |= MHD_USE_IPv6;
+        } else {
+                snprintf(err, errlen, "listen: '%s' is not a numeric address", cfg->listen_host);
+                free(h);
+                return NULL;
+        }
+        unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
+        h->mhd = MHD_start_daemon(
+            flags, (uint16_t)cfg->listen_port, NULL, NULL, answer, h, MHD_OPTION_SOCK_ADDR, &ss,
+            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)cfg->http_memory_limit, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_END);
+        if (h->mhd == NULL) {
+                snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
+                         cfg->listen_host, cfg->listen_port);
+                free(h);
+                return NULL;
+        }
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        h->ev_epoll = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_mhd, h);
+        h->ev_timer = evtimer_new(base, on_mhd, h);
+        event_add(h->ev_epoll, NULL);
+        rearm(h);
+        return h;
+}
+
+void http_update(struct http *h, const struct config *cfg)
+{
+        h->cfg = cfg;
+        h->status.valid = h->ready.valid = h->started.valid = false;
+}
+
+void http_free(struct http *h)
+{
+        if (h == NULL)
+                return;
+        event_free(h->ev_epoll);
+        event_free(h->ev_timer);
+        MHD_stop_daemon(h->mhd);
+        cache_set(&h->status, NULL, ST_UNKNOWN, 0);
+        cache_set(&h->ready, NULL, ST_UNKNOWN, 0);
+        cache_set(&h->started, NULL, ST_UNKNOWN, 0);
+        free(h->views);
+        free(h);
+}

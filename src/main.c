@@ -1,0 +1,431 @@
+/* hdms-healthd: argv, event base, signal events, startup and shutdown order. */
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "render.h"
+#include "resolve.h"
+#include "target.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage_text[] =
+    "Usage: hdms-healthd [OPTIONS]                 run the daemon\n"
+    "       hdms-healthd --check-config [-c FILE]  validate and print the configuration\n"
+    "       hdms-healthd --once [--json] [TARGET...]  one round of checks, then exit\n"
+    "       hdms-healthd probe [URL]               HTTP GET for container healthchecks\n"
+    "\n"
+    "Health-check sidecar for PostgreSQL, PgBouncer and Redis: checks each target on\n"
+    "timers and answers /livez, /readyz, /startupz, /health/TARGET and /status over HTTP.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE        INI configuration file (default: none, the Compose stack)\n"
+    "  -l, --listen ADDR:PORT   HTTP listen address (default 127.0.0.1:8080)\n"
+    "      --log-format FORMAT  text or json (default text)\n"
+    "      --log-level LEVEL    debug, info, warn or error (default info)\n"
+    "      --check-config       validate the configuration, print it with secrets\n"
+    "                           redacted; exit 0 when valid, 2 when not\n"
+    "      --once               run one check of each target (or of the TARGETs named),\n"
+    "                           print a report; exit 0 pass/warn, 1 fail, 2 usage error\n"
+    "      --json               with --once: print the /status JSON report\n"
+    "  -h, --help               show this help\n"
+    "  -V, --version            show the version\n"
+    "\n"
+    "probe [URL]: GET URL (default http://127.0.0.1:PORT/livez, PORT from HEALTHD_LISTEN\n"
+    "or 8080) with a 3 s timeout; exit 0 on 2xx/3xx, 1 otherwise.\n"
+    "\n"
+    "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
+    "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
+    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n";
+
+/* ---- the running daemon ---- */
+
+struct daemon {
+        struct event_base *base;
+        struct config_overrides ov;
+        struct config *cfg;
+        struct resolver *res;
+        struct engine *eng;
+        struct http *http;
+        struct event *sig_term, *sig_int, *sig_hup;
+};
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+        struct daemon *d = arg;
+        (void)what;
+        log_msg(LOG_INFO, NULL, "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        event_base_loopbreak(d->base);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+        struct daemon *d = arg;
+        (void)sig;
+        (void)what;
+        char err[1024];
+        struct config *n = config_load(&d->ov, environ, err, sizeof(err));
+        if (n == NULL) {
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                return;
+        }
+        if (strcmp(n->listen_host, d->cfg->listen_host) != 0 ||
+            n->listen_port != d->cfg->listen_port ||
+            n->http_max_connections != d->cfg->http_max_connections ||
+            n->http_max_connections_per_ip != d->cfg->http_max_connections_per_ip ||
+            n->http_memory_limit != d->cfg->http_memory_limit ||
+            n->http_connection_timeout_ms != d->cfg->http_connection_timeout_ms)
+                log_msg(LOG_WARN, NULL,
+                        "reload: listen address and HTTP limits change only on restart");
+        log_setup(n->log_format, n->log_level);
+        engine_reload(d->eng, n);
+        http_update(d->http, n);
+        config_free(d->cfg);
+        d->cfg = n;
+        log_msg(LOG_INFO, NULL, "configuration reloaded: %zu targets", n->ntargets);
+}
+
+static int run_daemon(struct daemon *d)
+{
+        char err[512];
+        d->base = event_base_new();
+        if (d->base == NULL) {
+                fprintf(stderr, "hdms-healthd: cannot create the event loop\n");
+                return 1;
+        }
+        d->res = resolver_new(d->base, d->cfg->nameservers, err, sizeof(err));
+        if (d->res == NULL) {
+                fprintf(stderr, "hdms-healthd: %s\n", err);
+                return 2;
+        }
+        d->eng = engine_new(d->base, d->res, d->cfg);
+        d->http = http_new(d->base, d->cfg, d->eng, err, sizeof(err));
+        if (d->http == NULL) {
+                fprintf(stderr, "hdms-healthd: %s\n", err);
+                return 1;
+        }
+        d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
+        d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
+        d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
+        event_add(d->sig_term, NULL);
+        event_add(d->sig_int, NULL);
+        event_add(d->sig_hup, NULL);
+        log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets",
+                HEALTHD_VERSION, d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
+        event_base_dispatch(d->base);
+        return 0;
+}
+
+static void daemon_free(struct daemon *d)
+{
+        /* reverse order of creation */
+        if (d->sig_hup != NULL)
+                event_free(d->sig_hup);
+        if (d->sig_int != NULL)
+                event_free(d->sig_int);
+        if (d->sig_term != NULL)
+                event_free(d->sig_term);
+        http_free(d->http);
+        engine_free(d->eng);
+        resolver_free(d->res);
+        if (d->base != NULL)
+                event_base_free(d->base);
+        config_free(d->cfg);
+        libevent_global_shutdown();
+}
+
+/* ---- --once ---- */
+
+static void once_done(void *arg)
+{
+        event_base_loopbreak(arg);
+}
+
+static int run_once(struct daemon *d, bool json)
+{
+        char err[512];
+        d->base = event_base_new();
+        d->res = resolver_new(d->base, d->cfg->nameservers, err, sizeof(err));
+        if (d->res == NULL) {
+                fprintf(stderr, "hdms-healthd: %s\n", err);
+                return 2;
+        }
+        d->eng = engine_new(d->base, d->res, d->cfg);
+        engine_once(d->eng, once_done, d->base);
+        event_base_dispatch(d->base);
+
+        size_t n = engine_count(d->eng);
+        struct target_view *v = calloc(n + 1, sizeof(*v));
+        if (v == NULL)
+                abort();
+        for (size_t i = 0; i < n; i++)
+                engine_view(d->eng, i, &v[i]);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct render_ctx rc = {.version = HEALTHD_VERSION,
+                                .now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
+                                .uptime = engine_uptime(d->eng),
+                                .detail = true};
+        enum status agg = render_aggregate(v, n);
+        if (json) {
+                enum status st;
+                char *s = render_status_json(v, n, &rc, &st);
+                if (s != NULL)
+                        printf("%s\n", s);
+                free(s);
+        } else {
+                for (size_t i = 0; i < n; i++) {
+                        const struct probe_result *r = v[i].last;
+                        printf("%-20s %-9s %-5s %7.1fms", v[i].name, v[i].kind,
+                               status_name(v[i].status), v[i].last_duration * 1000.0);
+                        if (r != NULL && r->reason[0] != '\0')
+                                printf("  %s: %s", r->reason, r->output);
+                        putchar('\n');
+                }
+                printf("overall: %s\n", status_name(agg));
+        }
+        free(v);
+        return agg == ST_FAIL ? 1 : 0;
+}
+
+/* ---- probe URL ---- */
+
+static int cmd_probe(int argc, char **argv)
+{
+        char url[1024];
+        if (argc > 2 || (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+                                       strcmp(argv[1], "--help") == 0))) {
+                fprintf(argc > 2 ? stderr : stdout, "Usage: hdms-healthd probe [URL]\n");
+                return argc > 2 ? 2 : 0;
+        }
+        if (argc == 2) {
+                snprintf(url, sizeof(url), "%s", argv[1]);
+        } else {
+                char host[256];
+                int port = 8080;
+                const char *l = getenv("HEALTHD_LISTEN");
+                if (l != NULL && parse_listen(l, host, sizeof(host), &port) != 0)
+                        port = 8080;
+                snprintf(url, sizeof(url), "http://127.0.0.1:%d/livez", port);
+        }
+        if (strncmp(url, "http://", 7) != 0) {
+                fprintf(stderr, "hdms-healthd probe: only http:// URLs: %s\n", url);
+                return 2;
+        }
+        char hostport[300], path[700] = "/";
+        const char *hp = url + 7;
+        const char *slash = strchr(hp, '/');
+        size_t hl = slash != NULL ? (size_t)(slash - hp) : strlen(hp);
+        if (hl == 0 || hl >= sizeof(hostport)) {
+                fprintf(stderr, "hdms-healthd probe: bad URL: %s\n", url);
+                return 2;
+        }
+        memcpy(hostport, hp, hl);
+        hostport[hl] = '\0';
+        if (slash != NULL)
+                snprintf(path, sizeof(path), "%s", slash);
+        char host[300], portstr[16] = "80";
+        if (hostport[0] == '[') {
+                char *e = strchr(hostport, ']');
+                if (e == NULL) {
+                        fprintf(stderr, "hdms-healthd probe: bad URL: %s\n", url);
+                        return 2;
+                }
+                *e = '\0';
+                snprintf(host, sizeof(host), "%s", hostport + 1);
+                if (e[1] == ':')
+                        snprintf(portstr, sizeof(portstr), "%s", e + 2);
+        } else {
+                char *c = strrchr(hostport, ':');
+                if (c != NULL) {
+                        *c = '\0';
+                        snprintf(portstr, sizeof(portstr), "%s", c + 1);
+                }
+                snprintf(host, sizeof(host), "%s", hostport);
+        }
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        int gai = getaddrinfo(host, portstr, &hints, &ai);
+        if (gai != 0) {
+                fprintf(stderr, "hdms-healthd probe: %s: %s\n", host, gai_strerror(gai));
+                return 1;
+        }
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(ai);
+        if (fd < 0 || (rc < 0 && errno != EINPROGRESS)) {
+                fprintf(stderr, "hdms-healthd probe: connect: %s\n", strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+                return 1;
+        }
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        char req[1200];
+        int rl = snprintf(req, sizeof(req),
+                          "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: hdms-healthd-probe\r\n"
+                          "Connection: close\r\n\r\n",
+                          path, hostport);
+        size_t sent = 0;
+        char resp[4097];
+        size_t got = 0;
+        int result = 1;
+        for (;;) {
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                long left = 3000 - ((now.tv_sec - t0.tv_sec) * 1000 +
+                                    (now.tv_nsec - t0.tv_nsec) / 1000000);
+                if (left <= 0) {
+                        fprintf(stderr, "hdms-healthd probe: no answer within 3s\n");
+                        break;
+                }
+                struct pollfd pfd = {.fd = fd, .events = sent < (size_t)rl ? POLLOUT : POLLIN};
+                if (poll(&pfd, 1, (int)left) <= 0)
+                        continue;
+                if (sent < (size_t)rl) {
+                        ssize_t w = send(fd, req + sent, (size_t)rl - sent, MSG_NOSIGNAL);
+                        if (w < 0) {
+                                fprintf(stderr, "hdms-healthd probe: %s\n", strerror(errno));
+                                break;
+                        }
+                        sent += (size_t)w;
+                        continue;
+                }
+                ssize_t r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
+                if (r < 0 && errno == EAGAIN)
+                        continue;
+                if (r <= 0 || (got += (size_t)r) == sizeof(resp) - 1) {
+                        resp[got] = '\0';
+                        int code = 0;
+                        if (sscanf(resp, "HTTP/%*d.%*d %d", &code) != 1) {
+                                fprintf(stderr, "hdms-healthd probe: not an HTTP answer\n");
+                                break;
+                        }
+                        const char *body = strstr(resp, "\r\n\r\n");
+                        printf("%d %s\n", code, body != NULL ? body + 4 : "");
+                        result = code >= 200 && code < 400 ? 0 : 1;
+                        break;
+                }
+        }
+        close(fd);
+        return result;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+
+        if (argc > 1 && strcmp(argv[1], "probe") == 0)
+                return cmd_probe(argc - 1, argv + 1);
+
+        enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_ONCE, OPT_JSON };
+        static const struct option opts[] = {
+            {"config", required_argument, NULL, 'c'},
+            {"listen", required_argument, NULL, 'l'},
+            {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+            {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+            {"check-config", no_argument, NULL, OPT_CHECK},
+            {"once", no_argument, NULL, OPT_ONCE},
+            {"json", no_argument, NULL, OPT_JSON},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {NULL, 0, NULL, 0},
+        };
+        struct daemon d;
+        memset(&d, 0, sizeof(d));
+        bool check = false, once = false, json = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        d.ov.file = optarg;
+                        break;
+                case 'l':
+                        d.ov.listen = optarg;
+                        break;
+                case OPT_LOG_FORMAT:
+                        d.ov.log_format = optarg;
+                        break;
+                case OPT_LOG_LEVEL:
+                        d.ov.log_level = optarg;
+                        break;
+                case OPT_CHECK:
+                        check = true;
+                        break;
+                case OPT_ONCE:
+                        once = true;
+                        break;
+                case OPT_JSON:
+                        json = true;
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        return 0;
+                case 'V':
+                        printf("hdms-healthd %s\n", HEALTHD_VERSION);
+                        return 0;
+                default:
+                        fputs("Try 'hdms-healthd --help'.\n", stderr);
+                        return 2;
+                }
+        }
+        if ((optind < argc && !once) || (json && !once) || (check && once)) {
+                fprintf(stderr, "hdms-healthd: %s\nTry 'hdms-healthd --help'.\n",
+                        json && !once ? "--json goes with --once"
+                        : check && once ? "--check-config and --once exclude each other"
+                                        : "unexpected argument");
+                return 2;
+        }
+
+        char err[1024];
+        d.cfg = config_load(&d.ov, environ, err, sizeof(err));
+        if (d.cfg == NULL) {
+                fprintf(stderr, "hdms-healthd: configuration error: %s\n", err);
+                return 2;
+        }
+        log_setup(d.cfg->log_format, d.cfg->log_level);
+        if (check) {
+                config_print(d.cfg, stdout);
+                config_free(d.cfg);
+                return 0;
+        }
+        int rc;
+        if (once) {
+                if (optind < argc) {
+                        for (int i = optind; i < argc; i++)
+                                if (config_find_target(d.cfg, argv[i]) == NULL) {
+                                        fprintf(stderr, "hdms-healthd: no target named '%s'\n",
+                                                argv[i]);
+                                        config_free(d.cfg);
+                                        return 2;
+                                }
+                        config_keep_targets(d.cfg, (const char *const *)(argv + optind),
+                                            (size_t)(argc - optind));
+                }
+                rc = run_once(&d, json);
+        } else {
+                rc = run_daemon(&d);
+                if (rc == 0)
+                        log_msg(LOG_INFO, NULL, "stopped");
+        }
+        daemon_free(&d);
+        return rc;
+}

@@ -1,0 +1,287 @@
+/* JSON renderers (jansson).  Every string that came from the network has
+ * been cleaned to UTF-8 by the probes; json_string() still refuses invalid
+ * UTF-8, and a refused value is left out rather than breaking the body. */
+#include "render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define PROBE_BODY_MAX 3500 /* Docker keeps the first 4096 bytes */
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+        if (v != NULL)
+                json_object_set_new(o, k, json_string(v)); /* NULL (bad UTF-8) is skipped */
+}
+
+static void rfc3339(double t, char *buf, size_t len)
+{
+        time_t s = (time_t)t;
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, len - n, ".%03dZ", (int)((t - floor(t)) * 1000.0) % 1000);
+}
+
+static void set_time(json_t *o, const char *k, double t)
+{
+        char buf[40];
+        if (t <= 0)
+                return;
+        rfc3339(t, buf, sizeof(buf));
+        json_object_set_new(o, k, json_string(buf));
+}
+
+static char *dump(json_t *o)
+{
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        json_decref(o);
+        return s;
+}
+
+enum status render_aggregate(const struct target_view *v, size_t n)
+{
+        enum status agg = ST_PASS;
+        for (size_t i = 0; i < n; i++) {
+                enum status s = v[i].status;
+                if (!v[i].critical) {
+                        if (s == ST_WARN && agg == ST_PASS)
+                                agg = ST_WARN;
+                        continue;
+                }
+                if (s == ST_FAIL || s == ST_UNKNOWN)
+                        return ST_FAIL;
+                if (s == ST_WARN)
+                        agg = ST_WARN;
+        }
+        return agg;
+}
+
+bool render_started(const struct target_view *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i].critical && !v[i].ever_passed)
+                        return false;
+        return true;
+}
+
+static const char *reason_of(const struct target_view *v)
+{
+        if (v->status == ST_UNKNOWN)
+                return "no_result_yet";
+        return v->shown != NULL && v->shown->reason[0] != '\0' ? v->shown->reason : NULL;
+}
+
+/* status, reason and (with detail) output of one target */
+static json_t *brief(const struct target_view *v, const struct render_ctx *c)
+{
+        json_t *o = json_object();
+        set_str(o, "status", status_name(v->status));
+        if (v->status != ST_PASS) {
+                set_str(o, "reason", reason_of(v));
+                if (c->detail && v->shown != NULL && v->shown->output[0] != '\0')
+                        set_str(o, "output", v->shown->output);
+        }
+        return o;
+}
+
+char *render_ready_json(const struct target_view *v, size_t n, const struct render_ctx *c,
+                        bool startup, enum status *st)
+{
+        enum status agg = startup ? (render_started(v, n) ? ST_PASS : ST_FAIL)
+                                  : render_aggregate(v, n);
+        *st = agg;
+        json_t *o = json_object();
+        set_str(o, "status", status_name(agg));
+        json_t *checks = json_object();
+        size_t used = 64, more = 0;
+        for (size_t i = 0; i < n; i++) {
+                bool show = startup ? (v[i].critical && !v[i].ever_passed)
+                                    : v[i].status != ST_PASS;
+                if (!show)
+                        continue;
+                json_t *b = startup ? json_pack("{s:s,s:s}", "status", "fail", "reason",
+                                                "not_connected_yet")
+                                    : brief(&v[i], c);
+                char *s = json_dumps(b, JSON_COMPACT);
+                size_t len = (s != NULL ? strlen(s) : 0) + strlen(v[i].name) + 4;
+                free(s);
+                if (used + len > PROBE_BODY_MAX) {
+                        json_decref(b);
+                        more++;
+                        continue;
+                }
+                used += len;
+                json_object_set_new(checks, v[i].name, b);
+        }
+        json_object_set_new(o, "checks", checks);
+        if (more > 0)
+                json_object_set_new(o, "notShown", json_integer((json_int_t)more));
+        return dump(o);
+}
+
+char *render_target_json(const struct target_view *v, const struct render_ctx *c)
+{
+        json_t *o = brief(v, c);
+        set_str(o, "target", v->name);
+        set_str(o, "kind", v->kind);
+        return dump(o);
+}
+
+double render_stale_after(const struct target_view *v)
+{
+        const struct target_conf *t = v->conf;
+        double a = 3.0 * (double)t->interval_ms;
+        double b = (double)(t->interval_ms + t->timeout_ms + t->retry_interval_ms);
+        return (a > b ? a : b) / 1000.0;
+}
+
+static json_t *measurement(const struct target_view *v, const char *component, enum status st,
+                           double value, const char *unit, bool integer)
+{
+        json_t *m = json_object();
+        set_str(m, "componentId", component != NULL ? component : v->name);
+        set_str(m, "componentType", strcmp(v->kind, "redis") == 0 ? "datastore" : "datastore");
+        set_str(m, "status", status_name(st));
+        if (integer)
+                json_object_set_new(m, "observedValue", json_integer((json_int_t)value));
+        else
+                json_object_set_new(m, "observedValue", json_real(isfinite(value) ? value : 0));
+        set_str(m, "observedUnit", unit);
+        set_time(m, "time", v->last_check);
+        return m;
+}
+
+static void add_measure(json_t *checks, const char *target, const char *what, json_t *m)
+{
+        char key[160];
+        snprintf(key, sizeof(key), "%s:%s", target, what);
+        json_t *arr = json_object_get(checks, key);
+        if (arr == NULL) {
+                arr = json_array();
+                json_object_set_new(checks, key, arr);
+        }
+        json_array_append_new(arr, m);
+}
+
+static json_t *target_detail(const struct target_view *v, const struct render_ctx *c)
+{
+        json_t *o = json_object();
+        set_str(o, "kind", v->kind);
+        set_str(o, "status", status_name(v->status));
+        json_object_set_new(o, "critical", json_boolean(v->critical));
+        const char *reason = reason_of(v);
+        if (v->status != ST_PASS && reason != NULL)
+                set_str(o, "reason", reason);
+        if (v->status != ST_PASS && v->shown != NULL && v->shown->output[0] != '\0')
+                set_str(o, "output", v->shown->output);
+        if (v->last != NULL) {
+                json_t *raw = json_object();
+                set_str(raw, "status", status_name(v->last->status));
+                if (v->last->reason[0] != '\0')
+                        set_str(raw, "reason", v->last->reason);
+                if (v->last->output[0] != '\0')
+                        set_str(raw, "output", v->last->output);
+                json_object_set_new(raw, "durationMs", json_real(v->last_duration * 1000.0));
+                json_object_set_new(o, "lastResult", raw);
+                json_object_set_new(o, "latencyMs", json_real(v->last_duration * 1000.0));
+        }
+        set_time(o, "lastCheck", v->last_check);
+        set_time(o, "lastChange", v->last_change);
+        if (v->result_age >= 0)
+                json_object_set_new(o, "resultAgeSeconds", json_real(v->result_age));
+        if (v->startup_seconds >= 0)
+                json_object_set_new(o, "startupSeconds", json_real(v->startup_seconds));
+        if (v->last_outage != NULL)
+                set_str(o, "lastOutage", v->last_outage);
+        json_object_set_new(o, "checks", json_integer((json_int_t)v->checks));
+        json_object_set_new(o, "failures", json_integer((json_int_t)v->failures));
+        json_object_set_new(o, "transitions", json_integer((json_int_t)v->transitions));
+        (void)c;
+        return o;
+}
+
+char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,
+                         enum status *st)
+{
+        enum status agg = render_aggregate(v, n);
+        *st = agg;
+        json_t *o = json_object();
+        set_str(o, "status", status_name(agg));
+        set_str(o, "version", c->version);
+        set_str(o, "serviceId", "hdms-healthd");
+        set_str(o, "description", "health of the HDMS PostgreSQL, PgBouncer and Redis stack");
+        set_time(o, "time", c->now);
+        json_object_set_new(o, "uptimeSeconds", json_real(c->uptime));
+        json_t *checks = json_object();
+        json_t *targets = json_object();
+        for (size_t i = 0; i < n; i++) {
+                const struct target_view *t = &v[i];
+                json_object_set_new(targets, t->name, target_detail(t, c));
+                enum status tst = t->status;
+                json_t *m = measurement(t, NULL, tst, t->last_duration * 1000.0, "ms", false);
+                if (tst != ST_PASS) {
+                        const char *reason = reason_of(t);
+                        if (t->shown != NULL && t->shown->output[0] != '\0')
+                                set_str(m, "output", t->shown->output);
+                        else if (reason != NULL)
+                                set_str(m, "output", reason);
+                }
+                add_measure(checks, t->name, "responseTime", m);
+                const struct probe_result *r = t->last;
+                if (r == NULL || r->status == ST_FAIL)
+                        continue;
+                for (int k = 0; k < r->nops; k++)
+                        add_measure(checks, t->name, "opLatency",
+                                    measurement(t, r->ops[k].op,
+                                                r->ops[k].seconds * 1000.0 >
+                                                        (double)t->conf->latency_target_ms
+                                                    ? ST_WARN
+                                                    : ST_PASS,
+                                                r->ops[k].seconds * 1000.0, "ms", false));
+                for (int k = 0; k < r->nqueues; k++)
+                        add_measure(checks, t->name, "queueLength",
+                                    measurement(t, r->queues[k].name,
+                                                r->queues[k].length > t->conf->queue_warn
+                                                    ? ST_WARN
+                                                    : ST_PASS,
+                                                (double)r->queues[k].length, "messages", true));
+                if (r->consumers >= 0)
+                        add_measure(checks, t->name, "consumers",
+                                    measurement(t, NULL, r->consumers > 0 ? ST_PASS : ST_WARN,
+                                                (double)r->consumers, "clients", true));
+                if (r->used_memory >= 0)
+                        add_measure(checks, t->name, "memory",
+                                    measurement(t, NULL, ST_PASS, (double)r->used_memory, "bytes",
+                                                true));
+                if (r->connected_clients >= 0)
+                        add_measure(checks, t->name, "clients",
+                                    measurement(t, NULL, ST_PASS, (double)r->connected_clients,
+                                                "clients", true));
+                if (r->connections >= 0)
+                        add_measure(checks, t->name, "connections",
+                                    measurement(t, NULL, ST_PASS, (double)r->connections,
+                                                "connections", true));
+                if (r->bypass >= 0)
+                        add_measure(checks, t->name, "bypassBackends",
+                                    measurement(t, NULL, r->bypass > 0 ? ST_WARN : ST_PASS,
+                                                (double)r->bypass, "backends", true));
+                for (int k = 0; k < r->npools; k++) {
+                        char comp[140];
+                        snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database,
+                                 r->pools[k].user);
+                        add_measure(checks, t->name, "clientsWaiting",
+                                    measurement(t, comp, r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,
+                                                (double)r->pools[k].waiting, "clients", true));
+                }
+        }
+        json_object_set_new(o, "checks", checks);
+        json_object_set_new(o, "targets", targets);
+        json_object_set_new(o, "links", json_pack("{s:s,s:s,s:s,s:s}", "self", "/status", "ready",
+                                                  "/readyz", "live", "/livez", "metrics",
+                                                  "/metrics"));
+        return dump(o);
+}

@@ -1,0 +1,502 @@
+/* The target engine.  A check is: resolve (unless connected) -> probe ->
+ * probe_done(), all under one deadline timer; every path ends in finish(),
+ * which feeds rise/fall, logs a transition and schedules the next check. */
+#include "target.h"
+#include "log.h"
+#include "textutil.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct target {
+        struct engine *eng;
+        struct probe_env env;
+        const struct probe_ops *ops;
+        void *probe;
+        struct health health;
+
+        struct event *timer;    /* next check */
+        struct event *deadline; /* the in-flight check's timeout */
+        bool in_flight;
+        bool resolving;
+        struct resolve_req *dns;
+        double started; /* monotonic */
+        bool once_reported;
+
+        bool has_last;
+        struct probe_result last;  /* raw result of the last check */
+        struct probe_result shown; /* the result behind the reported status */
+        enum status status;
+        double last_duration;
+        double last_check_wall, last_check_mono, last_change_wall;
+        bool ever_passed;
+        double startup_seconds;
+        char up_server_id[64]; /* server identity while last up */
+        const char *last_outage;
+        unsigned long checks, failures, transitions;
+};
+
+struct engine {
+        struct event_base *base;
+        struct resolver *res;
+        const struct config *cfg;
+        struct target **targets;
+        size_t ntargets;
+        uint64_t generation;
+        double started;
+        void (*once_done)(void *);
+        void *once_arg;
+        bool once;
+};
+
+double mono_now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double wall_now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+        struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        return tv;
+}
+
+/* ---- results ---- */
+
+void probe_result_init(struct probe_result *r)
+{
+        memset(r, 0, sizeof(*r));
+        r->status = ST_PASS;
+        r->consumers = r->used_memory = r->maxmemory = r->connected_clients = r->maxclients = -1;
+        r->connections = r->max_connections = r->bypass = -1;
+        r->clients = r->max_client_conn = -1;
+}
+
+static void vset_output(struct probe_result *r, bool append, const char *fmt, va_list ap)
+{
+        char raw[OUTPUT_MAX];
+        vsnprintf(raw, sizeof(raw), fmt, ap);
+        if (!append || r->output[0] == '\0') {
+                utf8_clean(r->output, sizeof(r->output), raw, strlen(raw));
+                return;
+        }
+        size_t n = strlen(r->output);
+        if (n + 3 >= sizeof(r->output))
+                return;
+        memcpy(r->output + n, "; ", 2);
+        utf8_clean(r->output + n + 2, sizeof(r->output) - n - 2, raw, strlen(raw));
+}
+
+void probe_result_set(struct probe_result *r, enum status st, const char *reason, const char *fmt,
+                      ...)
+{
+        va_list ap;
+        r->status = st;
+        snprintf(r->reason, sizeof(r->reason), "%s", reason != NULL ? reason : "");
+        va_start(ap, fmt);
+        vset_output(r, false, fmt, ap);
+        va_end(ap);
+}
+
+void probe_result_worsen(struct probe_result *r, enum status st, const char *reason,
+                         const char *fmt, ...)
+{
+        va_list ap;
+        if (st > r->status) {
+                r->status = st;
+                snprintf(r->reason, sizeof(r->reason), "%s", reason);
+                /* the worse problem's message goes first */
+                char old[OUTPUT_MAX];
+                snprintf(old, sizeof(old), "%s", r->output);
+                va_start(ap, fmt);
+                vset_output(r, false, fmt, ap);
+                va_end(ap);
+                if (old[0] != '\0') {
+                        size_t n = strlen(r->output);
+                        snprintf(r->output + n, sizeof(r->output) - n, "; %s", old);
+                }
+                return;
+        }
+        va_start(ap, fmt);
+        vset_output(r, true, fmt, ap);
+        va_end(ap);
+}
+
+/* ---- scheduling ---- */
+
+static void run_check(struct target *t);
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        run_check(arg);
+}
+
+static void schedule(struct target *t, int64_t ms)
+{
+        struct timeval tv = ms_tv(ms);
+        evtimer_add(t->timer, &tv);
+}
+
+static void maybe_once_done(struct engine *e)
+{
+        if (!e->once || e->once_done == NULL)
+                return;
+        for (size_t i = 0; i < e->ntargets; i++)
+                if (!e->targets[i]->once_reported)
+                        return;
+        void (*cb)(void *) = e->once_done;
+        e->once_done = NULL;
+        cb(e->once_arg);
+}
+
+static void recheck_pgbouncers(struct engine *e)
+{
+        for (size_t i = 0; i < e->ntargets; i++) {
+                struct target *p = e->targets[i];
+                if (p->env.conf->kind == KIND_PGBOUNCER && !p->in_flight)
+                        schedule(p, 0);
+        }
+}
+
+/* Every check ends here, exactly once. */
+static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
+{
+        struct engine *e = t->eng;
+        const struct target_conf *c = t->env.conf;
+        double now = mono_now();
+
+        t->in_flight = false;
+        t->resolving = false;
+        t->dns = NULL;
+        evtimer_del(t->deadline);
+        t->last_duration = now - t->started;
+        t->last_check_mono = now;
+        t->last_check_wall = wall_now();
+        t->checks++;
+        e->generation++;
+
+        bool ok = r->status != ST_FAIL;
+        if (!ok)
+                t->failures++;
+        t->last = *r;
+        t->has_last = true;
+
+        enum status before = t->status;
+        bool was_up = t->health.up;
+        health_feed(&t->health, ok);
+        if (!t->health.known)
+                t->status = ST_UNKNOWN;
+        else if (t->health.up) {
+                if (ok)
+                        t->shown = *r;
+                t->status = t->shown.status;
+        } else {
+                if (!ok)
+                        t->shown = *r;
+                t->status = ST_FAIL;
+        }
+        if (ok && !t->ever_passed) {
+                t->ever_passed = true;
+                t->startup_seconds = now - e->started;
+        }
+
+        const char *outage = NULL;
+        if (t->health.up && !was_up && before != ST_UNKNOWN) {
+                /* back from an outage: a changed server identity is a restart */
+                outage = t->up_server_id[0] != '\0' && r->server_id[0] != '\0' &&
+                                 strcmp(t->up_server_id, r->server_id) != 0
+                             ? "restart"
+                             : "blip";
+                t->last_outage = outage;
+        }
+        if (t->health.up && r->server_id[0] != '\0')
+                snprintf(t->up_server_id, sizeof(t->up_server_id), "%s", r->server_id);
+
+        if (t->status != before) {
+                t->transitions++;
+                t->last_change_wall = t->last_check_wall;
+                const struct probe_result *why = t->status == ST_PASS ? NULL : &t->shown;
+                log_transition(c->name, target_kind_name(c->kind), status_name(before),
+                               status_name(t->status), why != NULL ? why->reason : NULL,
+                               why != NULL ? why->output : NULL, t->last_duration, outage);
+        }
+
+        if (c->kind == KIND_POSTGRES && !ok)
+                recheck_pgbouncers(e);
+
+        if (e->once) {
+                t->once_reported = true;
+                maybe_once_done(e);
+                return;
+        }
+        if (reconnect_now)
+                schedule(t, 0);
+        else
+                schedule(t, health_retrying(&t->health) ? c->retry_interval_ms : c->interval_ms);
+}
+
+void probe_done(struct target *t, const struct probe_result *r)
+{
+        if (!t->in_flight)
+                return;
+        struct probe_result copy = *r;
+        finish(t, &copy, false);
+}
+
+void probe_lost(struct target *t, const char *reason, const char *output)
+{
+        if (t->in_flight)
+                return; /* the check in flight sees it too */
+        struct probe_result r;
+        probe_result_init(&r);
+        probe_result_set(&r, ST_FAIL, reason, "%s", output);
+        t->in_flight = true;
+        t->started = mono_now();
+        evtimer_del(t->timer);
+        finish(t, &r, true);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+        struct target *t = arg;
+        (void)fd;
+        (void)what;
+        struct probe_result r;
+        probe_result_init(&r);
+        const struct target_conf *c = t->env.conf;
+        if (t->resolving) {
+                struct resolve_req *q = t->dns;
+                t->dns = NULL;
+                t->resolving = false;
+                resolve_cancel(q);
+                probe_result_set(&r, ST_FAIL, "dns_timeout",
+                                 "no answer resolving '%s' within %lldms", c->host,
+                                 (long long)c->timeout_ms);
+        } else {
+                const char *phase = t->ops->phase(t->probe);
+                t->ops->abort(t->probe);
+                probe_result_set(&r, ST_FAIL, "timeout", "no answer within %lldms while %s",
+                                 (long long)c->timeout_ms, phase);
+        }
+        finish(t, &r, false);
+}
+
+static void on_resolved(void *arg, int err, const char *addr, const char *msg)
+{
+        struct target *t = arg;
+        if (!t->resolving)
+                return;
+        t->resolving = false;
+        t->dns = NULL;
+        if (err != 0) {
+                struct probe_result r;
+                probe_result_init(&r);
+                probe_result_set(&r, ST_FAIL, "dns_failed", "%s", msg);
+                finish(t, &r, false);
+                return;
+        }
+        t->ops->start(t->probe, addr);
+}
+
+static void run_check(struct target *t)
+{
+        if (t->in_flight)
+                return; /* never overlap */
+        const struct target_conf *c = t->env.conf;
+        t->in_flight = true;
+        t->started = mono_now();
+        evtimer_del(t->timer);
+        struct timeval tv = ms_tv(c->timeout_ms);
+        evtimer_add(t->deadline, &tv);
+        if (t->ops->connected(t->probe)) {
+                t->ops->start(t->probe, NULL);
+                return;
+        }
+        t->resolving = true;
+        struct resolve_req *q = resolve_start(t->eng->res, c->host, on_resolved, t);
+        /* resolve_start may have answered (and the check finished) already */
+        if (t->resolving)
+                t->dns = q;
+}
+
+/* ---- lifecycle ---- */
+
+static const struct probe_ops *ops_for(enum target_kind kind)
+{
+        switch (kind) {
+        case KIND_REDIS:
+                return &probe_redis_ops;
+        case KIND_POSTGRES:
+                return &probe_postgres_ops;
+        case KIND_PGBOUNCER:
+                return &probe_pgbouncer_ops;
+        }
+        return NULL;
+}
+
+static struct target *target_new(struct engine *e, const struct target_conf *c)
+{
+        struct target *t = calloc(1, sizeof(*t));
+        if (t == NULL)
+                abort();
+        t->eng = e;
+        t->env.base = e->base;
+        t->env.target = t;
+        t->env.conf = c;
+        t->ops = ops_for(c->kind);
+        t->probe = t->ops->create(&t->env);
+        health_init(&t->health, c->rise, c->fall);
+        t->status = ST_UNKNOWN;
+        t->startup_seconds = -1;
+        t->timer = evtimer_new(e->base, on_timer, t);
+        t->deadline = evtimer_new(e->base, on_deadline, t);
+        if (t->timer == NULL || t->deadline == NULL)
+                abort();
+        return t;
+}
+
+static void target_free(struct target *t)
+{
+        if (t == NULL)
+                return;
+        if (t->resolving && t->dns != NULL)
+                resolve_cancel(t->dns);
+        t->ops->destroy(t->probe);
+        event_free(t->timer);
+        event_free(t->deadline);
+        free(t);
+}
+
+struct engine *engine_new(struct event_base *base, struct resolver *res, const struct config *cfg)
+{
+        struct engine *e = calloc(1, sizeof(*e));
+        if (e == NULL)
+                abort();
+        e->base = base;
+        e->res = res;
+        e->cfg = cfg;
+        e->started = mono_now();
+        e->ntargets = cfg->ntargets;
+        e->targets = calloc(cfg->ntargets + 1, sizeof(*e->targets));
+        if (e->targets == NULL)
+                abort();
+        for (size_t i = 0; i < cfg->ntargets; i++) {
+                e->targets[i] = target_new(e, &cfg->targets[i]);
+                schedule(e->targets[i], 0);
+        }
+        return e;
+}
+
+void engine_once(struct engine *e, void (*done)(void *arg), void *arg)
+{
+        e->once = true;
+        e->once_done = done;
+        e->once_arg = arg;
+        maybe_once_done(e);
+}
+
+void engine_reload(struct engine *e, const struct config *cfg)
+{
+        struct target **next = calloc(cfg->ntargets + 1, sizeof(*next));
+        if (next == NULL)
+                abort();
+        for (size_t i = 0; i < cfg->ntargets; i++) {
+                const struct target_conf *c = &cfg->targets[i];
+                for (size_t j = 0; j < e->ntargets; j++) {
+                        struct target *old = e->targets[j];
+                        if (old != NULL && target_conf_equal(old->env.conf, c)) {
+                                old->env.conf = c;
+                                next[i] = old;
+                                e->targets[j] = NULL;
+                                break;
+                        }
+                }
+                if (next[i] == NULL) {
+                        next[i] = target_new(e, c);
+                        schedule(next[i], 0);
+                        log_msg(LOG_INFO, c->name, "added (new or changed configuration)");
+                }
+        }
+        for (size_t j = 0; j < e->ntargets; j++)
+                if (e->targets[j] != NULL) {
+                        log_msg(LOG_INFO, e->targets[j]->env.conf->name,
+                                "removed (gone from or changed in the configuration)");
+                        target_free(e->targets[j]);
+                }
+        free(e->targets);
+        e->targets = next;
+        e->ntargets = cfg->ntargets;
+        e->cfg = cfg;
+        e->generation++;
+}
+
+void engine_free(struct engine *e)
+{
+        if (e == NULL)
+                return;
+        for (size_t i = 0; i < e->ntargets; i++)
+                target_free(e->targets[i]);
+        free(e->targets);
+        free(e);
+}
+
+size_t engine_count(const struct engine *e)
+{
+        return e->ntargets;
+}
+
+int engine_find(const struct engine *e, const char *name)
+{
+        for (size_t i = 0; i < e->ntargets; i++)
+                if (strcmp(e->targets[i]->env.conf->name, name) == 0)
+                        return (int)i;
+        return -1;
+}
+
+uint64_t engine_generation(const struct engine *e)
+{
+        return e->generation;
+}
+
+double engine_uptime(const struct engine *e)
+{
+        return mono_now() - e->started;
+}
+
+void engine_view(const struct engine *e, size_t i, struct target_view *v)
+{
+        const struct target *t = e->targets[i];
+        const struct target_conf *c = t->env.conf;
+        memset(v, 0, sizeof(*v));
+        v->name = c->name;
+        v->kind = target_kind_name(c->kind);
+        v->conf = c;
+        v->critical = c->critical;
+        v->status = t->status;
+        v->shown = t->status != ST_UNKNOWN ? &t->shown : NULL;
+        v->last = t->has_last ? &t->last : NULL;
+        v->last_duration = t->last_duration;
+        v->last_check = t->has_last ? t->last_check_wall : 0;
+        v->last_change = t->last_change_wall;
+        v->result_age = t->has_last ? mono_now() - t->last_check_mono : -1;
+        v->ever_passed = t->ever_passed;
+        v->startup_seconds = t->startup_seconds;
+        v->last_outage = t->last_outage;
+        v->checks = t->checks;
+        v->failures = t->failures;
+        v->transitions = t->transitions;
+}
