@@ -14,7 +14,7 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wwrite-strings -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla \
-        -Wno-missing-field-initializers
+        -Wno-missing-field-initializers -Wno-format-truncation
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif

@@ -89,6 +89,8 @@ struct probe_ops {
         bool (*connected)(void *p);
         /* What the check is waiting for, for timeout messages. */
         const char *(*phase)(void *p);
+        /* The reason code of a timeout (NULL: "timeout"). */
+        const char *(*timeout_reason)(void *p);
         void (*abort)(void *p);
         void (*destroy)(void *p);
 };

@@ -172,6 +172,25 @@ static void recheck_pgbouncers(struct engine *e)
         }
 }
 
+/* Root cause: a pooler check that fails while a postgres target fails too
+ * is about the database behind the pooler, not the pooler. */
+static void blame_database(struct engine *e, struct probe_result *r)
+{
+        for (size_t i = 0; i < e->ntargets; i++) {
+                const struct target *pg = e->targets[i];
+                if (pg->env.conf->kind != KIND_POSTGRES || !pg->has_last ||
+                    pg->last.status != ST_FAIL)
+                        continue;
+                char out[OUTPUT_MAX];
+                snprintf(out, sizeof(out), "%s", r->output);
+                snprintf(r->reason, sizeof(r->reason), "database_down");
+                snprintf(r->output, sizeof(r->output),
+                         "the database behind the pooler is down (target %s: %s); %s",
+                         pg->env.conf->name, pg->last.reason, out);
+                return;
+        }
+}
+
 /* Every check ends here, exactly once. */
 static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
 {
@@ -190,8 +209,11 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
         e->generation++;
 
         bool ok = r->status != ST_FAIL;
-        if (!ok)
+        if (!ok) {
                 t->failures++;
+                if (c->kind == KIND_PGBOUNCER)
+                        blame_database(e, r);
+        }
         t->last = *r;
         t->has_last = true;
 
@@ -287,9 +309,12 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                                  "no answer resolving '%s' within %lldms", c->host,
                                  (long long)c->timeout_ms);
         } else {
-                const char *phase = t->ops->phase(t->probe);
+                char phase[200];
+                snprintf(phase, sizeof(phase), "%s", t->ops->phase(t->probe));
+                const char *reason =
+                    t->ops->timeout_reason != NULL ? t->ops->timeout_reason(t->probe) : "timeout";
                 t->ops->abort(t->probe);
-                probe_result_set(&r, ST_FAIL, "timeout", "no answer within %lldms while %s",
+                probe_result_set(&r, ST_FAIL, reason, "no answer within %lldms while %s",
                                  (long long)c->timeout_ms, phase);
         }
         finish(t, &r, false);
