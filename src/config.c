@@ -3,6 +3,7 @@
 #include "config.h"
 #include "textutil.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -187,6 +188,9 @@ int parse_listen(const char *s, char *host, size_t hostlen, int *port)
                 return -1;
         memcpy(host, h, hl);
         host[hl] = '\0';
+        unsigned char buf[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+                return -1;
         *port = (int)p;
         return 0;
 }
@@ -306,7 +310,7 @@ static int set_value(const struct key *k, struct config *cfg, struct target_conf
                 char host[256];
                 int port;
                 if (parse_listen(value, host, sizeof(host), &port) != 0) {
-                        snprintf(why, whylen, "'%s' is not ADDRESS:PORT", value);
+                        snprintf(why, whylen, "'%s' is not a numeric ADDRESS:PORT", value);
                         return -1;
                 }
                 set_str(&cfg->listen_host, host);
