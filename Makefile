@@ -68,7 +68,10 @@ test: asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
 
-demo: all
+# Installs what is missing first (a fresh machine cannot build before that).
+demo:
+	./scripts/demo.sh --install-only
+	$(MAKE) --no-print-directory all
 	./scripts/demo.sh
 
 install: build/hdms-healthd
