@@ -14,6 +14,10 @@ struct render_ctx {
         double now;      /* wall clock */
         double uptime;   /* seconds since the daemon started */
         bool detail;     /* false when a token is set: probes show no output text */
+        double mono;     /* monotonic now, for service-level reports */
+        const struct hist *loop_lag;
+        int64_t startup_target_ms;
+        int64_t reconnect_target_ms;
 };
 
 /* Aggregate of critical targets (SPEC 3): fail if any fails or is unknown,
@@ -32,6 +36,12 @@ char *render_target_json(const struct target_view *v, const struct render_ctx *c
 /* The full /status report, application/health+json. */
 char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,
                          enum status *st);
+
+/* Prometheus text exposition 0.0.4 (/metrics). */
+char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c);
+
+/* The HTML dashboard: one self-contained page, every string escaped. */
+char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c);
 
 /* 1 when `tv` is a target whose result is fresh enough for /livez. */
 double render_stale_after(const struct target_view *v);

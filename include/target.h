@@ -8,6 +8,7 @@
 #include "health.h"
 #include "probe.h"
 #include "resolve.h"
+#include "slo.h"
 
 #include <event2/event.h>
 #include <stdbool.h>
@@ -33,6 +34,7 @@ struct target_view {
         double startup_seconds; /* daemon start to first pass, or -1 */
         const char *last_outage;  /* "restart", "blip" or NULL */
         unsigned long checks, failures, transitions;
+        const struct slo *slo; /* service levels: slo_report() */
 };
 
 struct engine *engine_new(struct event_base *base, struct resolver *res, const struct config *cfg);
@@ -51,6 +53,8 @@ void engine_view(const struct engine *e, size_t i, struct target_view *v);
 int engine_find(const struct engine *e, const char *name);
 /* Grows by one on every check result: renderers cache on it. */
 uint64_t engine_generation(const struct engine *e);
+/* The loop's own lag (a 100 ms timer's lateness). */
+const struct hist *engine_loop_lag(const struct engine *e);
 /* Seconds since the engine started (monotonic). */
 double engine_uptime(const struct engine *e);
 

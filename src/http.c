@@ -80,6 +80,26 @@ static void render_ctx(struct http *h, struct render_ctx *c)
         c->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
         c->uptime = engine_uptime(h->eng);
         c->detail = h->cfg->status_token == NULL;
+        c->mono = mono_now();
+        c->loop_lag = engine_loop_lag(h->eng);
+        c->startup_target_ms = h->cfg->startup_target_ms;
+        c->reconnect_target_ms = h->cfg->reconnect_target_ms;
+}
+
+/* HTML when asked (?format=html) or when the client prefers text/html over
+ * JSON; JSON otherwise (curl, tools, ?format=json). */
+static bool wants_html(struct MHD_Connection *conn)
+{
+        const char *f = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
+        if (f != NULL)
+                return strcmp(f, "html") == 0;
+        const char *accept =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        if (accept == NULL)
+                return false;
+        const char *html = strstr(accept, "text/html");
+        const char *json = strstr(accept, "json");
+        return html != NULL && (json == NULL || html < json);
 }
 
 static void cache_set(struct cached *c, char *body, enum status st, uint64_t gen)
@@ -104,6 +124,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, con
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
         if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
         if (code == MHD_HTTP_UNAUTHORIZED)
@@ -239,6 +261,14 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         case ROUTE_STATUS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+                if (wants_html(conn)) {
+                        snapshot(h);
+                        body = render_html(h->views, h->nviews, &rc);
+                        enum MHD_Result r = send_body(conn, code_of(render_aggregate(h->views, h->nviews)),
+                                                      "text/html; charset=utf-8", body, strlen(body));
+                        free(body);
+                        return r;
+                }
                 if (!h->status.valid || h->status.gen != gen) {
                         snapshot(h);
                         rc.detail = true;
@@ -252,7 +282,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         case ROUTE_METRICS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
-                return send_error(conn, MHD_HTTP_NOT_FOUND, "metrics not implemented yet");
+                snapshot(h);
+                body = render_metrics(h->views, h->nviews, &rc);
+                {
+                        enum MHD_Result r =
+                            send_body(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                                      body, strlen(body));
+                        free(body);
+                        return r;
+                }
         }
         return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
 }

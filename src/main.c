@@ -179,7 +179,10 @@ static int run_once(struct daemon *d, bool json)
         struct render_ctx rc = {.version = HEALTHD_VERSION,
                                 .now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
                                 .uptime = engine_uptime(d->eng),
-                                .detail = true};
+                                .detail = true,
+                                .mono = mono_now(),
+                                .startup_target_ms = d->cfg->startup_target_ms,
+                                .reconnect_target_ms = d->cfg->reconnect_target_ms};
         enum status agg = render_aggregate(v, n);
         if (json) {
                 enum status st;

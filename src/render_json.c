@@ -167,6 +167,50 @@ static void add_measure(json_t *checks, const char *target, const char *what, js
         json_array_append_new(arr, m);
 }
 
+static json_t *num_or_null(double v)
+{
+        return v >= 0 && isfinite(v) ? json_real(v) : json_null();
+}
+
+/* SPEC 4: startup, reconnection, latency and rolling availability. */
+static json_t *service_levels(const struct target_view *v, const struct render_ctx *c)
+{
+        struct slo_report r;
+        slo_report(v->slo, c->mono, &r);
+        json_t *o = json_object();
+        json_object_set_new(
+            o, "startup",
+            json_pack("{s:o,s:f,s:o}", "seconds",
+                      num_or_null(r.started ? r.startup_seconds : -1), "targetSeconds",
+                      (double)c->startup_target_ms / 1000.0, "met",
+                      r.started ? json_boolean(r.startup_met) : json_null()));
+        json_object_set_new(
+            o, "reconnect",
+            json_pack("{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:f}", "lastSeconds",
+                      num_or_null(r.reconnect_last), "maxSeconds",
+                      num_or_null(r.reconnect != NULL && r.reconnect->count ? r.reconnect_max : -1),
+                      "count", (json_int_t)(r.reconnect != NULL ? r.reconnect->count : 0), "met",
+                      (json_int_t)r.reconnects_met, "missed", (json_int_t)r.reconnects_missed,
+                      "restarts", (json_int_t)r.restarts, "blips", (json_int_t)r.blips,
+                      "targetSeconds", (double)c->reconnect_target_ms / 1000.0, "inOutage",
+                      r.in_outage, "outageSeconds", r.outage_seconds));
+        json_t *lat = json_pack("{s:o,s:f,s:I}", "lastSeconds", num_or_null(r.latency_last),
+                                "targetSeconds", (double)v->conf->latency_target_ms / 1000.0,
+                                "count", (json_int_t)(r.latency != NULL ? r.latency->count : 0));
+        if (r.latency != NULL && r.latency->count > 0) {
+                json_object_set_new(lat, "maxSeconds", json_real(r.latency->max));
+                json_object_set_new(lat, "meanSeconds",
+                                    json_real(r.latency->sum / (double)r.latency->count));
+        }
+        json_object_set_new(o, "latency", lat);
+        json_object_set_new(o, "availability",
+                            json_pack("{s:f,s:f,s:f,s:I,s:f}", "ratio24h", r.availability,
+                                      "observedSeconds", r.observed_seconds, "downSeconds",
+                                      r.down_seconds, "outages", (json_int_t)r.outages,
+                                      "longestOutageSeconds", r.longest_outage));
+        return o;
+}
+
 static json_t *target_detail(const struct target_view *v, const struct render_ctx *c)
 {
         json_t *o = json_object();
@@ -200,7 +244,8 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
         json_object_set_new(o, "checks", json_integer((json_int_t)v->checks));
         json_object_set_new(o, "failures", json_integer((json_int_t)v->failures));
         json_object_set_new(o, "transitions", json_integer((json_int_t)v->transitions));
-        (void)c;
+        if (v->slo != NULL)
+                json_object_set_new(o, "serviceLevels", service_levels(v, c));
         return o;
 }
 
@@ -216,6 +261,10 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
         set_str(o, "description", "health of the HDMS PostgreSQL, PgBouncer and Redis stack");
         set_time(o, "time", c->now);
         json_object_set_new(o, "uptimeSeconds", json_real(c->uptime));
+        if (c->loop_lag != NULL)
+                json_object_set_new(o, "loopLag",
+                                    json_pack("{s:f,s:I}", "maxSeconds", c->loop_lag->max,
+                                              "samples", (json_int_t)c->loop_lag->count));
         json_t *checks = json_object();
         json_t *targets = json_object();
         for (size_t i = 0; i < n; i++) {
@@ -280,8 +329,9 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
         }
         json_object_set_new(o, "checks", checks);
         json_object_set_new(o, "targets", targets);
-        json_object_set_new(o, "links", json_pack("{s:s,s:s,s:s,s:s}", "self", "/status", "ready",
-                                                  "/readyz", "live", "/livez", "metrics",
-                                                  "/metrics"));
+        json_object_set_new(o, "links",
+                            json_pack("{s:s,s:s,s:s,s:s,s:s}", "self", "/status", "html",
+                                      "/status?format=html", "ready", "/readyz", "live", "/livez",
+                                      "metrics", "/metrics"));
         return dump(o);
 }

@@ -3,6 +3,7 @@
  * which feeds rise/fall, logs a transition and schedules the next check. */
 #include "target.h"
 #include "log.h"
+#include "slo.h"
 #include "textutil.h"
 
 #include <math.h>
@@ -38,6 +39,8 @@ struct target {
         char up_server_id[64]; /* server identity while last up */
         const char *last_outage;
         unsigned long checks, failures, transitions;
+        struct slo *slo;
+        double first_ok_down; /* first passing check while down (monotonic), 0 = none */
 };
 
 struct engine {
@@ -51,7 +54,13 @@ struct engine {
         void (*once_done)(void *);
         void *once_arg;
         bool once;
+        /* the loop's own lag: a timer that should fire every LAG_PERIOD */
+        struct event *lag_timer;
+        double lag_expected;
+        struct hist lag;
 };
+
+#define LAG_PERIOD 0.1
 
 double mono_now(void)
 {
@@ -132,6 +141,14 @@ void probe_result_worsen(struct probe_result *r, enum status st, const char *rea
         va_start(ap, fmt);
         vset_output(r, true, fmt, ap);
         va_end(ap);
+}
+
+static void slo_targets_of(const struct engine *e, const struct target_conf *c,
+                           struct slo_targets *st)
+{
+        st->startup = (double)e->cfg->startup_target_ms / 1000.0;
+        st->reconnect = (double)e->cfg->reconnect_target_ms / 1000.0;
+        st->latency = (double)c->latency_target_ms / 1000.0;
 }
 
 /* ---- scheduling ---- */
@@ -220,6 +237,13 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
         enum status before = t->status;
         bool was_up = t->health.up;
         health_feed(&t->health, ok);
+        slo_check(t->slo, now, ok, t->last_duration);
+        for (int i = 0; i < r->nops; i++)
+                slo_op(t->slo, r->ops[i].op, r->ops[i].seconds);
+        if (ok && !t->health.up && t->first_ok_down == 0)
+                t->first_ok_down = now;
+        if (!ok)
+                t->first_ok_down = 0;
         if (!t->health.known)
                 t->status = ST_UNKNOWN;
         else if (t->health.up) {
@@ -244,6 +268,13 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                              ? "restart"
                              : "blip";
                 t->last_outage = outage;
+        }
+        if (was_up && !t->health.up)
+                slo_down(t->slo, now);
+        if (outage != NULL) {
+                slo_up(t->slo, now, t->first_ok_down > 0 ? t->first_ok_down : now,
+                       strcmp(outage, "restart") == 0);
+                t->first_ok_down = 0;
         }
         if (t->health.up && r->server_id[0] != '\0')
                 snprintf(t->up_server_id, sizeof(t->up_server_id), "%s", r->server_id);
@@ -385,6 +416,9 @@ static struct target *target_new(struct engine *e, const struct target_conf *c)
         t->ops = ops_for(c->kind);
         t->probe = t->ops->create(&t->env);
         health_init(&t->health, c->rise, c->fall);
+        struct slo_targets st;
+        slo_targets_of(e, c, &st);
+        t->slo = slo_new(e->started, &st);
         t->status = ST_UNKNOWN;
         t->startup_seconds = -1;
         t->timer = evtimer_new(e->base, on_timer, t);
@@ -401,9 +435,23 @@ static void target_free(struct target *t)
         if (t->resolving && t->dns != NULL)
                 resolve_cancel(t->dns);
         t->ops->destroy(t->probe);
+        slo_free(t->slo);
         event_free(t->timer);
         event_free(t->deadline);
         free(t);
+}
+
+static void on_lag(evutil_socket_t fd, short what, void *arg)
+{
+        struct engine *e = arg;
+        (void)fd;
+        (void)what;
+        double now = mono_now();
+        double lag = now - e->lag_expected;
+        hist_observe(&e->lag, lag > 0 ? lag : 0);
+        e->lag_expected = now + LAG_PERIOD;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(LAG_PERIOD * 1e6)};
+        evtimer_add(e->lag_timer, &tv);
 }
 
 struct engine *engine_new(struct event_base *base, struct resolver *res, const struct config *cfg)
@@ -423,12 +471,19 @@ struct engine *engine_new(struct event_base *base, struct resolver *res, const s
                 e->targets[i] = target_new(e, &cfg->targets[i]);
                 schedule(e->targets[i], 0);
         }
+        hist_init(&e->lag, slo_lag_bounds, slo_lag_nbounds);
+        e->lag_timer = evtimer_new(base, on_lag, e);
+        if (e->lag_timer == NULL)
+                abort();
+        e->lag_expected = e->started;
+        on_lag(-1, 0, e);
         return e;
 }
 
 void engine_once(struct engine *e, void (*done)(void *arg), void *arg)
 {
         e->once = true;
+        evtimer_del(e->lag_timer);
         e->once_done = done;
         e->once_arg = arg;
         maybe_once_done(e);
@@ -439,12 +494,16 @@ void engine_reload(struct engine *e, const struct config *cfg)
         struct target **next = calloc(cfg->ntargets + 1, sizeof(*next));
         if (next == NULL)
                 abort();
+        e->cfg = cfg; /* service-level targets of kept and new targets */
         for (size_t i = 0; i < cfg->ntargets; i++) {
                 const struct target_conf *c = &cfg->targets[i];
                 for (size_t j = 0; j < e->ntargets; j++) {
                         struct target *old = e->targets[j];
                         if (old != NULL && target_conf_equal(old->env.conf, c)) {
                                 old->env.conf = c;
+                                struct slo_targets st;
+                                slo_targets_of(e, c, &st);
+                                slo_set_targets(old->slo, &st);
                                 next[i] = old;
                                 e->targets[j] = NULL;
                                 break;
@@ -476,6 +535,7 @@ void engine_free(struct engine *e)
         for (size_t i = 0; i < e->ntargets; i++)
                 target_free(e->targets[i]);
         free(e->targets);
+        event_free(e->lag_timer);
         free(e);
 }
 
@@ -524,4 +584,10 @@ void engine_view(const struct engine *e, size_t i, struct target_view *v)
         v->checks = t->checks;
         v->failures = t->failures;
         v->transitions = t->transitions;
+        v->slo = t->slo;
+}
+
+const struct hist *engine_loop_lag(const struct engine *e)
+{
+        return &e->lag;
 }
