@@ -426,6 +426,7 @@ struct parse_state {
         const char *file;
         FILE *fp;
         int line;     /* the line the reader last handed out */
+        int header_line; /* the line of the last [section] header read */
         bool too_long;
         char *err;
         size_t errlen;
@@ -468,6 +469,11 @@ static char *line_reader(char *str, int num, void *stream)
         if (r == NULL)
                 return NULL;
         ps->line++;
+        const char *p = str;
+        while (*p == ' ' || *p == '\t')
+                p++;
+        if (*p == '[')
+                ps->header_line = ps->line;
         size_t n = strlen(str);
         if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(ps->fp)) {
                 fail_at(ps, ps->line, NULL, "line longer than %d bytes", num - 2);
@@ -485,7 +491,8 @@ static void finish_section(struct parse_state *ps)
         if (t == NULL || ps->failed)
                 return;
         if ((int)t->kind < 0) {
-                fail_at(ps, ps->section_line, NULL, "[%s] has no 'kind' key", ps->section);
+                fail_at(ps, ps->section_line, "kind",
+                        "missing: every target needs kind = redis, postgres or pgbouncer");
                 return;
         }
         for (int i = 0; i < ps->nseen; i++)
@@ -506,7 +513,7 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
                 if (ps->failed)
                         return 1;
                 snprintf(ps->section, sizeof(ps->section), "%s", section);
-                ps->section_line = ps->line;
+                ps->section_line = ps->header_line > 0 ? ps->header_line : ps->line;
                 ps->nseen = 0;
                 ps->target = NULL;
                 if (strcmp(section, "daemon") == 0) {
@@ -514,15 +521,15 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
                 } else if (strncmp(section, "target ", 7) == 0) {
                         const char *tn = section + 7;
                         if (!valid_target_name(tn)) {
-                                fail_at(ps, ps->line, NULL,
+                                fail_at(ps, ps->section_line, NULL,
                                         "[%s]: a target name is 1-63 letters, digits, '-' or '_'",
                                         section);
                                 return 1;
                         }
                         for (size_t i = 0; i < ps->cfg->ntargets; i++)
                                 if (strcmp(ps->cfg->targets[i].name, tn) == 0) {
-                                        fail_at(ps, ps->line, NULL, "target '%s' defined twice",
-                                                tn);
+                                        fail_at(ps, ps->section_line, NULL,
+                                                "target '%s' defined twice", tn);
                                         return 1;
                                 }
                         if (ps->cfg->ntargets >= MAX_TARGETS) {
@@ -530,11 +537,11 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
                                         MAX_TARGETS);
                                 return 1;
                         }
-                        ps->target_lines[ps->cfg->ntargets] = ps->line;
+                        ps->target_lines[ps->cfg->ntargets] = ps->section_line;
                         ps->target = target_add(ps->cfg, tn);
                         ps->file_targets++;
                 } else {
-                        fail_at(ps, ps->line, NULL,
+                        fail_at(ps, ps->section_line, NULL,
                                 "unknown section [%s] (expected [daemon] or [target NAME])",
                                 section);
                         return 1;

@@ -1,0 +1,224 @@
+"""The daemon core against a real redis-server: readiness, outages, hangs,
+authentication, name resolution and configuration errors (issue: daemon
+core, item 9)."""
+import signal
+import time
+
+import pytest
+
+from helpers import wait_for
+
+PASSWORD = 'canary-R3dis-pw-7f3a'
+
+
+def redis_config(port, host='127.0.0.1', password=None, user=None, interval='1s',
+                 timeout='300ms', extra=''):
+    """Three targets like the default set's Redis part, on one server."""
+    auth = ''
+    if user:
+        auth += f'user = {user}\n'
+    if password:
+        auth += f'password = {password}\n'
+    text = f'[daemon]\ninterval = {interval}\ntimeout = {timeout}\n{extra}\n'
+    for name, db in (('redis-cache', 0), ('redis-channels', 1), ('redis-celery', 2)):
+        text += (f'[target {name}]\nkind = redis\nhost = {host}\nport = {port}\n'
+                 f'db = {db}\n{auth}')
+        if db == 2:
+            text += 'queues = celery\n'
+        text += '\n'
+    return text
+
+
+def statuses(d):
+    body = d.json('/status')
+    return {name: t['status'] for name, t in body['targets'].items()}
+
+
+def all_status(d, want):
+    return set(statuses(d).values()) == {want}
+
+
+def ready_code(d):
+    return d.get('/readyz')[0]
+
+
+def timed_get(d, path):
+    t0 = time.monotonic()
+    status, _, _ = d.get(path, timeout=1)
+    return status, time.monotonic() - t0
+
+
+def test_all_pass_then_ready(redis_server, daemon):
+    d = daemon(config_text=redis_config(redis_server.redis_port))
+    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
+    body = d.json('/status')
+    assert body['status'] == 'pass'
+    assert set(body['targets']) == {'redis-cache', 'redis-channels', 'redis-celery'}
+    # each op of the cache round trip was timed
+    ops = {m['componentId'] for m in body['checks']['redis-cache:opLatency']}
+    assert {'ping', 'set', 'get', 'del'} <= ops
+    queue = body['checks']['redis-celery:queueLength'][0]
+    assert queue['componentId'] == 'celery' and queue['observedValue'] == 0
+    # the private key does not stay behind
+    assert redis_server.redis_cli('-n', '0', 'DBSIZE').strip() == '0'
+
+
+def test_kill_and_restart(redis_server, daemon):
+    d = daemon(config_text=redis_config(redis_server.redis_port))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5)
+    redis_server.kill_redis(signal.SIGKILL)
+    took = d.wait_for(lambda: ready_code(d) == 503, timeout=5, what='/readyz 503')
+    assert took < 1.0, f'/readyz took {took:.3f}s to turn 503 after kill -9'
+    d.wait_for(lambda: all_status(d, 'fail'), timeout=1)
+    body = d.json('/status')
+    for name, t in body['targets'].items():
+        assert t['reason'] in ('connection_lost', 'connect_refused'), (name, t)
+    redis_server.start_redis()
+    took = d.wait_for(lambda: all_status(d, 'pass'), timeout=5, what='all pass again')
+    assert took < 2.0, f'targets took {took:.3f}s to pass after the restart'
+    assert ready_code(d) == 200
+    body = d.json('/status')
+    # a new run_id: the outage was a restart, and the transition log says so
+    assert body['targets']['redis-cache']['lastOutage'] == 'restart'
+    back = [e for e in d.logs() if e.get('event') == 'transition'
+            and e.get('target') == 'redis-cache' and e.get('to') == 'pass'
+            and e.get('from') == 'fail']
+    assert back and back[-1].get('outage') == 'restart'
+
+
+def test_hung_server_fails_after_timeout_and_loop_stays_free(redis_server, daemon):
+    d = daemon(config_text=redis_config(redis_server.redis_port, timeout='400ms'))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5)
+    redis_server.kill_redis(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        worst = 0.0
+        while time.monotonic() - t0 < 6:
+            status, took = timed_get(d, '/livez')
+            assert status == 200
+            worst = max(worst, took)
+            if all_status(d, 'fail'):
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        assert all_status(d, 'fail'), 'a hung server was never marked down'
+        # down within interval + fall x (timeout + retry_interval), with room
+        assert elapsed < 1.0 + 2 * (0.4 + 0.25) + 1.0
+        assert worst < 0.1, f'/livez took {worst * 1000:.0f} ms during the hang'
+        reasons = {t['reason'] for t in d.json('/status')['targets'].values()}
+        assert reasons == {'timeout'}, reasons
+        out = d.json('/status')['targets']['redis-cache']['output']
+        assert 'no answer within 400ms' in out
+    finally:
+        redis_server.kill_redis(signal.SIGCONT)
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5, what='pass after SIGCONT')
+
+
+def test_not_ready_before_first_result(redis_server, daemon):
+    # A stopped server: the first check can only end at its 2 s deadline.
+    redis_server.kill_redis(signal.SIGSTOP)
+    try:
+        d = daemon(config_text=redis_config(redis_server.redis_port, interval='3s',
+                                            timeout='2s'))
+        status, _, body = d.get('/readyz')
+        assert status == 503
+        import json
+        doc = json.loads(body)
+        assert doc['status'] == 'fail'
+        assert doc['checks']['redis-cache']['reason'] == 'no_result_yet'
+        assert d.get('/startupz')[0] == 503
+        assert d.json('/status')['targets']['redis-cache']['status'] == 'unknown'
+    finally:
+        redis_server.kill_redis(signal.SIGCONT)
+    d.wait_for(lambda: ready_code(d) == 200, timeout=6, what='/readyz 200')
+    assert d.get('/startupz')[0] == 200
+
+
+def test_wrong_password_names_authentication_and_hides_it(make_stack, daemon):
+    stack = make_stack(redis_password='the-right-one', servers=('redis',))
+    d = daemon(config_text=redis_config(stack.redis_port, password=PASSWORD))
+    d.wait_for(lambda: all_status(d, 'fail'), timeout=5)
+    targets = d.json('/status')['targets']
+    for name, t in targets.items():
+        assert t['reason'] == 'auth_failed', (name, t)
+        assert 'authentication' in t['output'], t['output']
+    answers = b''
+    for path in ('/status', '/readyz', '/health/redis-cache', '/livez', '/startupz',
+                 '/status?format=html', '/metrics'):
+        answers += d.get(path)[2]
+    d.stop()
+    assert PASSWORD.encode() not in answers
+    assert PASSWORD not in d.stderr() + d.stdout()
+
+
+def test_right_password_and_acl_user(make_stack, daemon):
+    stack = make_stack(redis_password='pw-default', servers=('redis',))
+    stack.redis_cli('ACL', 'SETUSER', 'healthd', 'on', '>acl-pw-1', '~*', '&*', '+@all')
+    d = daemon(config_text=redis_config(stack.redis_port, user='healthd',
+                                        password='acl-pw-1'))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5, what='ACL user passes')
+    d2 = daemon(config_text=redis_config(stack.redis_port, password='pw-default'))
+    d2.wait_for(lambda: all_status(d2, 'pass'), timeout=5, what='password passes')
+
+
+def test_unresolvable_host_nxdomain(redis_server, fakedns, daemon):
+    fakedns.set('redis.test', '127.0.0.1')
+    d = daemon(config_text=redis_config(redis_server.redis_port, host='redis.test'))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5, what='pass through the fake DNS')
+    assert any(q[0].lower() == 'redis.test' for q in fakedns.queries)
+    # a name the server does not know
+    d2 = daemon(config_text=redis_config(redis_server.redis_port, host='missing.test'))
+    d2.wait_for(lambda: all_status(d2, 'fail'), timeout=5)
+    for t in d2.json('/status')['targets'].values():
+        assert t['reason'] == 'dns_failed', t
+        assert 'missing.test' in t['output']
+
+
+def test_dns_that_never_answers(redis_server, fakedns, daemon):
+    fakedns.blackhole = True
+    d = daemon(config_text=redis_config(redis_server.redis_port, host='slow.test',
+                                        timeout='500ms'))
+    t0 = time.monotonic()
+    worst = 0.0
+    while time.monotonic() - t0 < 5 and not all_status(d, 'fail'):
+        status, took = timed_get(d, '/livez')
+        worst = max(worst, took)
+        time.sleep(0.05)
+    assert all_status(d, 'fail')
+    assert worst < 0.1, f'the loop was blocked: /livez took {worst * 1000:.0f} ms'
+    for t in d.json('/status')['targets'].values():
+        assert t['reason'] == 'dns_timeout', t
+
+
+def test_bad_config_file_exits_2_naming_file_line_and_key(run_healthd, tmp_path):
+    text = '[daemon]\ninterval = 2s\n\n[target x]\nkind = redis\nport = 70000\n'
+    r = run_healthd(['--check-config'], config_text=text)
+    assert r.returncode == 2
+    assert '.conf:6:' in r.stderr and 'port' in r.stderr, r.stderr
+    # the same file given to the daemon itself: exit 2, nothing started
+    path = tmp_path / 'bad.conf'
+    path.write_text(text)
+    r = run_healthd(['-c', str(path)], timeout=10)
+    assert r.returncode == 2
+    assert f'{path}:6:' in r.stderr
+
+
+@pytest.mark.parametrize('text,line,key', [
+    ('[daemon]\nintervall = 2s\n', 2, 'intervall'),
+    ('[daemon]\ninterval = 2s\ntimeout = 5s\n', None, 'timeout'),
+    ('[target a]\nkind = redis\ndb = 99\n', 3, 'db'),
+    ('[target a]\nkind = postgres\ndb = 1\n', 3, 'db'),
+    ('[target a]\nkind = mysql\n', 2, 'kind'),
+    ('[daemon]\nlisten = nowhere\n', 2, 'listen'),
+    ('[daemon]\nthis line has no equals sign\n', 2, None),
+    ('[target a]\nhost = x\n', 1, None),
+])
+def test_config_errors(run_healthd, text, line, key):
+    r = run_healthd(['--check-config'], config_text=text)
+    assert r.returncode == 2, r.stdout
+    assert r.stderr.count('\n') == 1, 'one message, one line: ' + r.stderr
+    assert '.conf' in r.stderr
+    if line is not None:
+        assert f'.conf:{line}:' in r.stderr, r.stderr
+    if key is not None:
+        assert key in r.stderr, r.stderr
