@@ -270,13 +270,30 @@ static int cmd_probe(int argc, char **argv)
         int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
         freeaddrinfo(ai);
         if (fd < 0 || (rc < 0 && errno != EINPROGRESS)) {
-                fprintf(stderr, "hdms-healthd probe: connect: %s\n", strerror(errno));
+                fprintf(stderr, "hdms-healthd probe: connect to %s: %s\n", hostport,
+                        strerror(errno));
                 if (fd >= 0)
                         close(fd);
                 return 1;
         }
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (rc < 0) {
+                /* finish the connect, within the same 3 s budget */
+                struct pollfd cp = {.fd = fd, .events = POLLOUT};
+                int err = 0;
+                socklen_t elen = sizeof(err);
+                if (poll(&cp, 1, 3000) <= 0)
+                        err = ETIMEDOUT;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+                        err = errno;
+                if (err != 0) {
+                        fprintf(stderr, "hdms-healthd probe: connect to %s: %s\n", hostport,
+                                strerror(err));
+                        close(fd);
+                        return 1;
+                }
+        }
         char req[1200];
         int rl = snprintf(req, sizeof(req),
                           "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: hdms-healthd-probe\r\n"
