@@ -30,6 +30,7 @@ struct redis_server {
         int refs;
         bool has;
         double fetched; /* monotonic */
+        double claimed; /* a probe sent INFO at this time and waits for it; 0 = none */
         struct redis_info info;
         long long prev_evicted;
         long long evicted_delta;
@@ -342,6 +343,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                         sv->prev_evicted = ev;
                         sv->has = true;
                         sv->fetched = now;
+                        sv->claimed = 0;
                 } else {
                         probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
                                             "INFO answered something that is not INFO");
@@ -476,9 +478,15 @@ static void rp_start(void *vp, const char *addr)
                         p->steps[p->nsteps++] = (struct step){OP_AUTH, 0};
                 p->steps[p->nsteps++] = (struct step){OP_SELECT, 0};
         }
+        /* INFO once per round per server: the first target due fetches it,
+         * the others judge the latest copy. */
+        struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
-        if (!p->server->has || p->started - p->server->fetched >= max_age)
+        bool claimed = sv->claimed > 0 && p->started - sv->claimed < (double)c->timeout_ms / 1000.0;
+        if ((!sv->has || p->started - sv->fetched >= max_age) && !claimed) {
+                sv->claimed = p->started;
                 p->steps[p->nsteps++] = (struct step){OP_INFO, 0};
+        }
         p->steps[p->nsteps++] = (struct step){OP_PING, 0};
         if (c->nqueues > 0) {
                 for (int i = 0; i < c->nqueues; i++)
