@@ -59,7 +59,8 @@ build/obj build/asan/obj:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 ./$$t; done
 
-integration: build/asan/hdms-healthd
+# The ASan/UBSan build, plus the release build for the valgrind test.
+integration: build/asan/hdms-healthd build/hdms-healthd
 	HEALTHD_BIN=$(CURDIR)/build/asan/hdms-healthd $(PYTEST) -v -p no:cacheprovider test/integration
 
 # Every test: Check unit tests and pytest integration tests, both on the

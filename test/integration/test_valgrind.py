@@ -1,0 +1,44 @@
+"""The release build under valgrind memcheck: an outage, a reload and a
+clean stop, with no memory error and no leak."""
+import os
+import signal
+import subprocess
+
+from helpers import ROOT
+from test_redis_core import redis_config, all_status
+
+
+def test_memcheck_outage_reload_stop(redis_server, daemon, tmp_path):
+    binary = os.path.join(ROOT, 'build', 'hdms-healthd')
+    assert os.access(binary, os.X_OK), 'run `make` first: build/hdms-healthd is missing'
+    log = tmp_path / 'valgrind.log'
+    wrapper = tmp_path / 'vg.sh'
+    wrapper.write_text('#!/bin/sh\nexec valgrind --error-exitcode=99 --leak-check=full '
+                       '--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect '
+                       f'--log-file={log} {binary} "$@"\n')
+    wrapper.chmod(0o755)
+    text = redis_config(redis_server.redis_port, interval='500ms', timeout='200ms')
+    text += '[target down]\nkind = postgres\nhost = 127.0.0.1\nport = 1\ncritical = no\n'
+    d = daemon(config_text=text, binary=str(wrapper))
+    d.wait_for(lambda: all_status(d, 'pass') is False and d.get('/readyz')[0] == 200,
+               timeout=30, what='ready under valgrind')
+    for path in ('/status', '/metrics', '/status?format=html', '/readyz', '/nope'):
+        d.get(path, timeout=10)
+    redis_server.kill_redis(signal.SIGKILL)
+    d.wait_for(lambda: d.get('/readyz', timeout=10)[0] == 503, timeout=30)
+    redis_server.start_redis()
+    d.wait_for(lambda: d.get('/readyz', timeout=10)[0] == 200, timeout=30)
+    d.write_config(text.replace('db = 1\n', 'db = 4\n'))
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: any('reloaded' in e.get('msg', '') for e in d.logs()), timeout=30)
+    d.get('/status', timeout=10)
+    d.signal(signal.SIGTERM)
+    try:
+        d.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        raise
+    report = log.read_text()
+    assert d.proc.returncode == 0, f'valgrind exit {d.proc.returncode}:\n{report[-4000:]}'
+    assert 'HEAP SUMMARY' in report, 'valgrind did not run:\n' + report[-2000:]
+    assert 'ERROR SUMMARY: 0 errors' in report, report[-4000:]
