@@ -427,6 +427,9 @@ struct parse_state {
         FILE *fp;
         int line;     /* the line the reader last handed out */
         int header_line; /* the line of the last [section] header read */
+        bool in_section;  /* a [section] header was read */
+        int fail_line;    /* the line of the error in err */
+        int *dlines;      /* per daemon key, the line that set it */
         bool too_long;
         char *err;
         size_t errlen;
@@ -450,6 +453,7 @@ static void fail_at(struct parse_state *ps, int line, const char *key, const cha
         if (ps->failed)
                 return;
         ps->failed = true;
+        ps->fail_line = line;
         char msg[512];
         va_list ap;
         va_start(ap, fmt);
@@ -462,6 +466,48 @@ static void fail_at(struct parse_state *ps, int line, const char *key, const cha
                 snprintf(ps->err, ps->errlen, "%s:%d: %s", ps->file, line, msg);
 }
 
+static void finish_section(struct parse_state *ps);
+
+/* Called by the reader for each [section] line, before inih sees it: inih
+ * cuts section names at 49 bytes and does not report empty sections. */
+static void begin_section(struct parse_state *ps, const char *section)
+{
+        finish_section(ps);
+        if (ps->failed)
+                return;
+        snprintf(ps->section, sizeof(ps->section), "%s", section);
+        ps->section_line = ps->line;
+        ps->nseen = 0;
+        ps->target = NULL;
+        ps->in_section = true;
+        if (strcmp(section, "daemon") == 0)
+                return;
+        if (strncmp(section, "target ", 7) == 0) {
+                const char *tn = section + 7;
+                if (!valid_target_name(tn)) {
+                        fail_at(ps, ps->section_line, NULL,
+                                "[%s]: a target name is 1-63 letters, digits, '-' or '_'", section);
+                        return;
+                }
+                for (size_t i = 0; i < ps->cfg->ntargets; i++)
+                        if (strcmp(ps->cfg->targets[i].name, tn) == 0) {
+                                fail_at(ps, ps->section_line, NULL, "target '%s' defined twice",
+                                        tn);
+                                return;
+                        }
+                if (ps->cfg->ntargets >= MAX_TARGETS) {
+                        fail_at(ps, ps->line, NULL, "more than %d targets", MAX_TARGETS);
+                        return;
+                }
+                ps->target_lines[ps->cfg->ntargets] = ps->section_line;
+                ps->target = target_add(ps->cfg, tn);
+                ps->file_targets++;
+                return;
+        }
+        fail_at(ps, ps->section_line, NULL,
+                "unknown section [%s] (expected [daemon] or [target NAME])", section);
+}
+
 static char *line_reader(char *str, int num, void *stream)
 {
         struct parse_state *ps = stream;
@@ -472,8 +518,21 @@ static char *line_reader(char *str, int num, void *stream)
         const char *p = str;
         while (*p == ' ' || *p == '\t')
                 p++;
-        if (*p == '[')
+        if (*p == '[') {
                 ps->header_line = ps->line;
+                const char *end = strchr(p, ']');
+                if (end != NULL) {
+                        char name[128];
+                        size_t l = (size_t)(end - p - 1);
+                        if (l >= sizeof(name))
+                                l = sizeof(name) - 1;
+                        memcpy(name, p + 1, l);
+                        name[l] = '\0';
+                        begin_section(ps, name);
+                } else {
+                        ps->in_section = false; /* inih reports the syntax error */
+                }
+        }
         size_t n = strlen(str);
         if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(ps->fp)) {
                 fail_at(ps, ps->line, NULL, "line longer than %d bytes", num - 2);
@@ -506,46 +565,13 @@ static void finish_section(struct parse_state *ps)
 static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
 {
         struct parse_state *ps = user;
+        (void)section; /* cut at 49 bytes by inih: the reader tracks sections */
         if (ps->failed)
                 return 1;
-        if (strcmp(section, ps->section) != 0 || ps->section_line == 0) {
-                finish_section(ps);
-                if (ps->failed)
-                        return 1;
-                snprintf(ps->section, sizeof(ps->section), "%s", section);
-                ps->section_line = ps->header_line > 0 ? ps->header_line : ps->line;
-                ps->nseen = 0;
-                ps->target = NULL;
-                if (strcmp(section, "daemon") == 0) {
-                        /* nothing */
-                } else if (strncmp(section, "target ", 7) == 0) {
-                        const char *tn = section + 7;
-                        if (!valid_target_name(tn)) {
-                                fail_at(ps, ps->section_line, NULL,
-                                        "[%s]: a target name is 1-63 letters, digits, '-' or '_'",
-                                        section);
-                                return 1;
-                        }
-                        for (size_t i = 0; i < ps->cfg->ntargets; i++)
-                                if (strcmp(ps->cfg->targets[i].name, tn) == 0) {
-                                        fail_at(ps, ps->section_line, NULL,
-                                                "target '%s' defined twice", tn);
-                                        return 1;
-                                }
-                        if (ps->cfg->ntargets >= MAX_TARGETS) {
-                                fail_at(ps, ps->line, NULL, "more than %d targets",
-                                        MAX_TARGETS);
-                                return 1;
-                        }
-                        ps->target_lines[ps->cfg->ntargets] = ps->section_line;
-                        ps->target = target_add(ps->cfg, tn);
-                        ps->file_targets++;
-                } else {
-                        fail_at(ps, ps->section_line, NULL,
-                                "unknown section [%s] (expected [daemon] or [target NAME])",
-                                section);
-                        return 1;
-                }
+        if (!ps->in_section) {
+                fail_at(ps, ps->line, name,
+                        "outside any section (put it under [daemon] or [target NAME])");
+                return 1;
         }
         const struct key *k = ps->target != NULL ? find_key(target_keys, NKEYS(target_keys), name)
                                                  : find_key(daemon_keys, NKEYS(daemon_keys), name);
@@ -565,13 +591,16 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
                 ps->seen[ps->nseen] = k;
                 ps->seen_line[ps->nseen++] = ps->line;
         }
+        if (ps->target == NULL)
+                ps->dlines[k - daemon_keys] = ps->line;
         char why[256];
         if (set_value(k, ps->cfg, ps->target, value, why, sizeof(why)) != 0)
                 fail_at(ps, ps->line, name, "%s", why);
         return 1;
 }
 
-static int load_file(struct config *cfg, const char *file, int *lines, char *err, size_t errlen)
+static int load_file(struct config *cfg, const char *file, int *lines, int *dlines, char *err,
+                     size_t errlen)
 {
         struct parse_state *ps = calloc(1, sizeof(*ps));
         if (ps == NULL)
@@ -581,6 +610,7 @@ static int load_file(struct config *cfg, const char *file, int *lines, char *err
         ps->err = err;
         ps->errlen = errlen;
         ps->target_lines = lines;
+        ps->dlines = dlines;
         ps->fp = fopen(file, "re");
         if (ps->fp == NULL) {
                 snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
@@ -590,8 +620,10 @@ static int load_file(struct config *cfg, const char *file, int *lines, char *err
         int rc = ini_parse_stream(line_reader, ps, on_ini_pair, ps);
         finish_section(ps);
         fclose(ps->fp);
-        if (!ps->failed && rc > 0)
+        if (rc > 0 && (!ps->failed || rc < ps->fail_line)) {
+                ps->failed = false; /* the first bad line wins */
                 fail_at(ps, rc, NULL, "syntax error (expected [section], key = value or comment)");
+        }
         else if (!ps->failed && rc != 0)
                 fail_at(ps, 0, NULL, "cannot parse (error %d)", rc);
         int ret = ps->failed ? -1 : ps->file_targets;
@@ -642,7 +674,7 @@ static int env_secret(char *const *envp, const char *name, char **slot, char *er
                 return 0;
         }
         const char *v = env_get(envp, name);
-        if (v != NULL)
+        if (v != NULL && v[0] != '\0')
                 set_str(slot, v);
         return 0;
 }
@@ -735,7 +767,7 @@ out:
 }
 
 /* HEALTHD_<KEY> for every [daemon] key; secrets also as HEALTHD_<KEY>_FILE. */
-static int apply_env(struct config *cfg, char *const *envp, char *err, size_t errlen)
+static int apply_env(struct config *cfg, char *const *envp, int *dlines, char *err, size_t errlen)
 {
         for (size_t i = 0; i < NKEYS(daemon_keys); i++) {
                 const struct key *k = &daemon_keys[i];
@@ -747,6 +779,7 @@ static int apply_env(struct config *cfg, char *const *envp, char *err, size_t er
                 const char *v = env_get(envp, name);
                 if (v == NULL || v[0] == '\0')
                         continue;
+                dlines[i] = -1;
                 char why[256];
                 if (set_value(k, cfg, NULL, v, why, sizeof(why)) != 0) {
                         snprintf(err, errlen, "environment: %s: %s", name, why);
@@ -827,9 +860,25 @@ static int finish_targets(struct config *cfg, const char *file, const int *lines
         return 0;
 }
 
+/* Where a [daemon] key got its value, for errors spanning keys. */
+static void daemon_where(const struct config *cfg, const int *dlines, const char *key, char *buf,
+                         size_t len)
+{
+        const struct key *k = find_key(daemon_keys, NKEYS(daemon_keys), key);
+        int line = dlines[k - daemon_keys];
+        if (line > 0)
+                snprintf(buf, len, "%s:%d: [daemon] %s", cfg->file, line, key);
+        else if (line < 0)
+                snprintf(buf, len, "environment: HEALTHD_%s (%s)", key, key);
+        else
+                snprintf(buf, len, "[daemon] %s", key);
+}
+
 struct config *config_load(const struct config_overrides *ov, char *const *envp, char *err,
                            size_t errlen)
 {
+        int dlines[NKEYS(daemon_keys)] = {0};
+        char where[400];
         struct config *cfg = calloc(1, sizeof(*cfg));
         if (cfg == NULL)
                 abort();
@@ -843,11 +892,11 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
 
         if (ov != NULL && ov->file != NULL) {
                 cfg->file = xstrdup(ov->file);
-                file_targets = load_file(cfg, ov->file, lines, err, errlen);
+                file_targets = load_file(cfg, ov->file, lines, dlines, err, errlen);
                 if (file_targets < 0)
                         goto fail;
         }
-        if (apply_env(cfg, envp, err, errlen) != 0)
+        if (apply_env(cfg, envp, dlines, err, errlen) != 0)
                 goto fail;
         if (ov != NULL && ov->listen != NULL) {
                 const struct key *k = find_key(daemon_keys, NKEYS(daemon_keys), "listen");
@@ -890,9 +939,27 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
                         }
                 }
         }
+        if (cfg->interval_ms < 10) {
+                daemon_where(cfg, dlines, "interval", where, sizeof(where));
+                snprintf(err, errlen, "%s: must be at least 10ms", where);
+                goto fail;
+        }
         if (cfg->timeout_ms > 0 && cfg->timeout_ms >= cfg->interval_ms) {
-                snprintf(err, errlen, "%s: [daemon] timeout: must be shorter than interval",
-                         cfg->file != NULL ? cfg->file : "configuration");
+                daemon_where(cfg, dlines, "timeout", where, sizeof(where));
+                snprintf(err, errlen, "%s: must be shorter than interval", where);
+                goto fail;
+        }
+        if (cfg->http_max_connections_per_ip > cfg->http_max_connections) {
+                const struct key *k =
+                    find_key(daemon_keys, NKEYS(daemon_keys), "http_max_connections_per_ip");
+                daemon_where(cfg, dlines,
+                             dlines[k - daemon_keys] != 0 ? "http_max_connections_per_ip"
+                                                          : "http_max_connections",
+                             where, sizeof(where));
+                snprintf(err, errlen,
+                         "%s: http_max_connections_per_ip (%ld) is above http_max_connections "
+                         "(%ld)",
+                         where, cfg->http_max_connections_per_ip, cfg->http_max_connections);
                 goto fail;
         }
         if (finish_targets(cfg, cfg->file, lines, err, errlen) != 0)

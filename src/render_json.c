@@ -126,6 +126,8 @@ char *render_ready_json(const struct target_view *v, size_t n, const struct rend
 char *render_target_json(const struct target_view *v, const struct render_ctx *c)
 {
         json_t *o = brief(v, c);
+        if (v->status == ST_UNKNOWN) /* probe bodies say pass, warn or fail */
+                set_str(o, "status", "fail");
         set_str(o, "target", v->name);
         set_str(o, "kind", v->kind);
         return dump(o);
@@ -145,13 +147,20 @@ static json_t *measurement(const struct target_view *v, const char *component, e
         json_t *m = json_object();
         set_str(m, "componentId", component != NULL ? component : v->name);
         set_str(m, "componentType", strcmp(v->kind, "redis") == 0 ? "datastore" : "datastore");
-        set_str(m, "status", status_name(st));
+        /* draft-inadarei: pass, warn or fail; no result yet is not ready */
+        set_str(m, "status", status_name(st == ST_UNKNOWN ? ST_FAIL : st));
         if (integer)
                 json_object_set_new(m, "observedValue", json_integer((json_int_t)value));
         else
                 json_object_set_new(m, "observedValue", json_real(isfinite(value) ? value : 0));
         set_str(m, "observedUnit", unit);
         set_time(m, "time", v->last_check);
+        if (st != ST_PASS) {
+                char out[200];
+                snprintf(out, sizeof(out), "%s %s: %g %s", component != NULL ? component : v->name,
+                         status_name(st), value, unit);
+                set_str(m, "output", out);
+        }
         return m;
 }
 

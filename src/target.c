@@ -132,9 +132,11 @@ void probe_result_worsen(struct probe_result *r, enum status st, const char *rea
                 va_start(ap, fmt);
                 vset_output(r, false, fmt, ap);
                 va_end(ap);
-                if (old[0] != '\0') {
-                        size_t n = strlen(r->output);
-                        snprintf(r->output + n, sizeof(r->output) - n, "; %s", old);
+                size_t n = strlen(r->output);
+                if (old[0] != '\0' && n + 3 < sizeof(r->output)) {
+                        memcpy(r->output + n, "; ", 2);
+                        /* never cuts a character in two */
+                        utf8_clean(r->output + n + 2, sizeof(r->output) - n - 2, old, strlen(old));
                 }
                 return;
         }

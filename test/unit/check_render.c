@@ -1,0 +1,924 @@
+/*
+ * Unit tests for the JSON renderers (render_json.c) and the probe_result
+ * helpers they rely on (target.c).  Views are built by hand; every output
+ * is parsed back with jansson and checked as data, not as text.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "probe.h"
+#include "render.h"
+#include "target.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define FFFD "\xef\xbf\xbd"
+
+/* 2023-11-14T22:13:20Z */
+#define T0 1700000000.0
+
+/* What a test allocates is registered here and released by the teardown,
+ * which Check runs after a failed assertion too: CK_FORK=no runs under
+ * valgrind stay leak-free whatever fails. */
+#define MAX_HELD 32
+static void *held_mem[MAX_HELD];
+static json_t *held_json[MAX_HELD];
+static int nheld_mem, nheld_json;
+
+static void *own(void *p)
+{
+        ck_assert_int_lt(nheld_mem, MAX_HELD);
+        held_mem[nheld_mem++] = p;
+        return p;
+}
+
+static void release_all(void)
+{
+        while (nheld_json > 0)
+                json_decref(held_json[--nheld_json]);
+        while (nheld_mem > 0)
+                free(held_mem[--nheld_mem]);
+}
+
+/* One hand-made target: its configuration, results and view. */
+struct fake {
+        char name[TARGET_NAME_MAX];
+        struct target_conf conf;
+        struct probe_result shown;
+        struct probe_result last;
+        struct target_view v;
+};
+
+static void fake_init(struct fake *f, const char *name, enum target_kind kind, bool critical,
+                      enum status st)
+{
+        memset(f, 0, sizeof(*f));
+        snprintf(f->name, sizeof(f->name), "%s", name);
+        snprintf(f->conf.name, sizeof(f->conf.name), "%s", name);
+        f->conf.kind = kind;
+        f->conf.port = 6379;
+        f->conf.interval_ms = 2000;
+        f->conf.timeout_ms = 1000;
+        f->conf.retry_interval_ms = 250;
+        f->conf.rise = 2;
+        f->conf.fall = 2;
+        f->conf.latency_target_ms = 50;
+        f->conf.critical = critical;
+        f->conf.queue_warn = 1000;
+        probe_result_init(&f->shown);
+        probe_result_init(&f->last);
+        f->v.name = f->name;
+        f->v.kind = target_kind_name(kind);
+        f->v.conf = &f->conf;
+        f->v.critical = critical;
+        f->v.status = st;
+        f->v.result_age = -1;
+        f->v.startup_seconds = -1;
+        if (st != ST_UNKNOWN) {
+                f->shown.status = st;
+                f->last.status = st;
+                f->v.shown = &f->shown;
+                f->v.last = &f->last;
+                f->v.last_check = T0;
+                f->v.last_change = T0 - 60;
+                f->v.result_age = 0.5;
+                f->v.last_duration = 0.0125;
+                f->v.ever_passed = st != ST_FAIL;
+                f->v.checks = 10;
+        }
+}
+
+/* Sets the shown and last result to one failure/warning with a message. */
+static void fake_result(struct fake *f, enum status st, const char *reason, const char *output)
+{
+        f->v.status = st;
+        probe_result_set(&f->shown, st, reason, "%s", output);
+        f->last = f->shown;
+}
+
+static json_t *parse(const char *s)
+{
+        json_error_t e;
+        ck_assert_ptr_nonnull(s);
+        json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, &e);
+        ck_assert_msg(j != NULL, "invalid JSON (%s at %d): %.300s", e.text, e.position, s);
+        ck_assert_int_lt(nheld_json, MAX_HELD);
+        held_json[nheld_json++] = j;
+        return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+        json_t *v = json_object_get(o, key);
+        ck_assert_msg(v != NULL, "no key '%s'", key);
+        ck_assert_msg(json_is_string(v), "'%s' is not a string", key);
+        return json_string_value(v);
+}
+
+static bool valid_status3(const char *s)
+{
+        return strcmp(s, "pass") == 0 || strcmp(s, "warn") == 0 || strcmp(s, "fail") == 0;
+}
+
+static const struct render_ctx ctx_detail = {"1.2.3", T0, 42.0, true};
+static const struct render_ctx ctx_brief = {"1.2.3", T0, 42.0, false};
+
+/* ---- render_aggregate ---------------------------------------------------- */
+
+/* Each target is two letters: status (P, W, F, U) and c(ritical) or
+ * n(on-critical).  Want: P, W, F, or N for "not fail" (pass or warn). */
+static const struct {
+        const char *targets;
+        char want;
+} agg_cases[] = {
+    {"", 'P'},
+    {"Pc", 'P'},
+    {"Pc Pc Pc", 'P'},
+    {"Uc", 'F'},
+    {"Pc Uc", 'F'},
+    {"Fc", 'F'},
+    {"Pc Fc Pc", 'F'},
+    {"Wc", 'W'},
+    {"Pc Wc", 'W'},
+    {"Wc Fc", 'F'},
+    {"Wc Uc", 'F'},
+    /* non-critical targets never fail the aggregate, but they do warn */
+    {"Pc Fn", 'N'},
+    {"Pc Un", 'N'},
+    {"Fn", 'N'},
+    {"Un Un", 'N'},
+    {"Pc Wn", 'W'},
+    {"Wn", 'W'},
+    {"Fn Wc", 'W'},
+    {"Wn Fn Pc", 'W'},
+    {"Wn Fc", 'F'},
+    {"Un Uc", 'F'},
+};
+
+static enum status letter_status(char c)
+{
+        switch (c) {
+        case 'P':
+                return ST_PASS;
+        case 'W':
+                return ST_WARN;
+        case 'F':
+                return ST_FAIL;
+        default:
+                return ST_UNKNOWN;
+        }
+}
+
+static size_t build_fakes(struct fake *f, size_t max, const char *spec)
+{
+        size_t n = 0;
+        for (const char *p = spec; *p != '\0';) {
+                if (*p == ' ') {
+                        p++;
+                        continue;
+                }
+                ck_assert_uint_lt(n, max);
+                char name[16];
+                snprintf(name, sizeof(name), "t%zu", n);
+                fake_init(&f[n], name, KIND_REDIS, p[1] == 'c', letter_status(p[0]));
+                if (p[0] == 'F' || p[0] == 'W')
+                        fake_result(&f[n], letter_status(p[0]), "some_reason", "some output");
+                n++;
+                p += 2;
+        }
+        return n;
+}
+
+static void views_of(const struct fake *f, size_t n, struct target_view *v)
+{
+        for (size_t i = 0; i < n; i++)
+                v[i] = f[i].v;
+}
+
+START_TEST(test_aggregate)
+{
+        struct fake f[8];
+        struct target_view v[8];
+        size_t n = build_fakes(f, 8, agg_cases[_i].targets);
+        views_of(f, n, v);
+        enum status got = render_aggregate(v, n);
+        char want = agg_cases[_i].want;
+        if (want == 'N')
+                ck_assert_msg(got == ST_PASS || got == ST_WARN, "'%s': got %s",
+                              agg_cases[_i].targets, status_name(got));
+        else
+                ck_assert_msg(got == letter_status(want), "'%s': got %s, want %c",
+                              agg_cases[_i].targets, status_name(got), want);
+
+        /* /readyz says the same, and its body's status matches. */
+        enum status st = ST_UNKNOWN;
+        char *body = own(render_ready_json(v, n, &ctx_detail, false, &st));
+        ck_assert_int_eq(st, got);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), status_name(got));
+}
+END_TEST
+
+/* ---- render_started ------------------------------------------------------ */
+
+/* Each target: c/n (critical or not) and 1/0 (ever passed). */
+static const struct {
+        const char *targets;
+        bool want;
+} started_cases[] = {
+    {"", true},      {"c1", true},        {"c0", false},   {"n0", true},
+    {"n0 c1", true}, {"c1 c0 c1", false}, {"n1 n0", true}, {"c1 c1 n0", true},
+};
+
+static size_t build_started(struct fake *f, size_t max, const char *spec)
+{
+        size_t n = 0;
+        for (const char *p = spec; *p != '\0';) {
+                if (*p == ' ') {
+                        p++;
+                        continue;
+                }
+                ck_assert_uint_lt(n, max);
+                char name[16];
+                snprintf(name, sizeof(name), "t%zu", n);
+                bool passed = p[1] == '1';
+                fake_init(&f[n], name, KIND_POSTGRES, p[0] == 'c', passed ? ST_PASS : ST_UNKNOWN);
+                f[n].v.ever_passed = passed;
+                n++;
+                p += 2;
+        }
+        return n;
+}
+
+START_TEST(test_started)
+{
+        struct fake f[8];
+        struct target_view v[8];
+        size_t n = build_started(f, 8, started_cases[_i].targets);
+        views_of(f, n, v);
+        ck_assert_int_eq(render_started(v, n), started_cases[_i].want);
+
+        /* /startupz: pass when started, else fail naming the laggards. */
+        enum status st = ST_UNKNOWN;
+        char *body = own(render_ready_json(v, n, &ctx_detail, true, &st));
+        json_t *j = parse(body);
+        ck_assert_int_eq(st, started_cases[_i].want ? ST_PASS : ST_FAIL);
+        ck_assert_str_eq(jstr(j, "status"), started_cases[_i].want ? "pass" : "fail");
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert(json_is_object(checks));
+        for (size_t i = 0; i < n; i++) {
+                json_t *c = json_object_get(checks, f[i].name);
+                bool laggard = f[i].v.critical && !f[i].v.ever_passed;
+                ck_assert_msg((c != NULL) == laggard, "target %s listed=%d", f[i].name, c != NULL);
+                if (c != NULL) {
+                        ck_assert_str_eq(jstr(c, "status"), "fail");
+                        ck_assert_str_eq(jstr(c, "reason"), "not_connected_yet");
+                }
+        }
+}
+END_TEST
+
+/* ---- /readyz ------------------------------------------------------------- */
+
+START_TEST(test_ready_lists_non_passing)
+{
+        struct fake f[4];
+        fake_init(&f[0], "postgres", KIND_POSTGRES, true, ST_PASS);
+        fake_init(&f[1], "pgbouncer", KIND_PGBOUNCER, true, ST_FAIL);
+        fake_result(&f[1], ST_FAIL, "connect_failed", "connection refused");
+        fake_init(&f[2], "redis-cache", KIND_REDIS, false, ST_WARN);
+        fake_result(&f[2], ST_WARN, "latency", "GET took 80ms");
+        fake_init(&f[3], "redis-celery", KIND_REDIS, true, ST_UNKNOWN);
+        struct target_view v[4];
+        views_of(f, 4, v);
+
+        enum status st;
+        char *body = own(render_ready_json(v, 4, &ctx_detail, false, &st));
+        ck_assert_uint_lt(strlen(body), 4096);
+        ck_assert_int_eq(st, ST_FAIL);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), "fail");
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert_ptr_null(json_object_get(checks, "postgres"));
+        json_t *c = json_object_get(checks, "pgbouncer");
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(jstr(c, "status"), "fail");
+        ck_assert_str_eq(jstr(c, "reason"), "connect_failed");
+        ck_assert_str_eq(jstr(c, "output"), "connection refused");
+        c = json_object_get(checks, "redis-cache");
+        ck_assert_str_eq(jstr(c, "status"), "warn");
+        ck_assert_str_eq(jstr(c, "reason"), "latency");
+        ck_assert_str_eq(jstr(c, "output"), "GET took 80ms");
+        c = json_object_get(checks, "redis-celery");
+        ck_assert_str_eq(jstr(c, "reason"), "no_result_yet");
+        ck_assert_ptr_null(json_object_get(j, "notShown"));
+}
+END_TEST
+
+/* detail = false (a token is set): status and reason only, never output. */
+START_TEST(test_ready_no_detail_hides_output)
+{
+        struct fake f[2];
+        fake_init(&f[0], "pgbouncer", KIND_PGBOUNCER, true, ST_FAIL);
+        fake_result(&f[0], ST_FAIL, "auth_failed", "password authentication failed for hdms");
+        fake_init(&f[1], "redis-cache", KIND_REDIS, true, ST_WARN);
+        fake_result(&f[1], ST_WARN, "latency", "SET took 99ms");
+        struct target_view v[2];
+        views_of(f, 2, v);
+
+        enum status st;
+        char *body = own(render_ready_json(v, 2, &ctx_brief, false, &st));
+        ck_assert_ptr_null(strstr(body, "password authentication"));
+        ck_assert_ptr_null(strstr(body, "took 99ms"));
+        json_t *j = parse(body);
+        json_t *checks = json_object_get(j, "checks");
+        json_t *c = json_object_get(checks, "pgbouncer");
+        ck_assert_str_eq(jstr(c, "reason"), "auth_failed");
+        ck_assert_ptr_null(json_object_get(c, "output"));
+        c = json_object_get(checks, "redis-cache");
+        ck_assert_str_eq(jstr(c, "reason"), "latency");
+        ck_assert_ptr_null(json_object_get(c, "output"));
+
+        for (int i = 0; i < 2; i++) {
+                body = own(render_target_json(&v[i], &ctx_brief));
+                ck_assert_ptr_null(strstr(body, "password authentication"));
+                ck_assert_ptr_null(strstr(body, "took 99ms"));
+                j = parse(body);
+                ck_assert_ptr_nonnull(json_object_get(j, "reason"));
+                ck_assert_ptr_null(json_object_get(j, "output"));
+        }
+}
+END_TEST
+
+/* 1000 failing targets with long outputs: the body stays under Docker's
+ * 4096 bytes, stays valid, and says how many were left out. */
+static const struct {
+        bool detail;
+        bool startup;
+        char fill; /* output filler; '"' doubles in JSON */
+} many_cases[] = {
+    {true, false, 'x'},  {true, false, '"'}, {true, false, '\\'},
+    {false, false, 'x'}, {true, true, 'x'},
+};
+
+START_TEST(test_ready_many_targets_bounded)
+{
+        const size_t n = 1000;
+        struct fake *f = own(calloc(n, sizeof(*f)));
+        struct target_view *v = own(calloc(n, sizeof(*v)));
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(v);
+        char out[401];
+        memset(out, many_cases[_i].fill, 400);
+        out[400] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                char name[TARGET_NAME_MAX];
+                snprintf(name, sizeof(name), "target-with-a-long-name-%04zu", i);
+                fake_init(&f[i], name, KIND_REDIS, true, ST_FAIL);
+                fake_result(&f[i], ST_FAIL, "connect_failed", out);
+                f[i].v.ever_passed = false;
+        }
+        views_of(f, n, v);
+
+        enum status st;
+        char *body = own(render_ready_json(v, n, many_cases[_i].detail ? &ctx_detail : &ctx_brief,
+                                           many_cases[_i].startup, &st));
+        ck_assert_ptr_nonnull(body);
+        ck_assert_uint_lt(strlen(body), 4096);
+        ck_assert_int_eq(st, ST_FAIL);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), "fail");
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert(json_is_object(checks));
+        size_t shown = json_object_size(checks);
+        json_t *ns = json_object_get(j, "notShown");
+        ck_assert_msg(json_is_integer(ns), "no notShown count");
+        ck_assert_int_gt(json_integer_value(ns), 0);
+        ck_assert_uint_eq(shown + (size_t)json_integer_value(ns), n);
+        /* every entry shown is whole, with its full output when detailed */
+        const char *key;
+        json_t *c;
+        json_object_foreach(checks, key, c)
+        {
+                ck_assert_str_eq(jstr(c, "status"), "fail");
+                if (many_cases[_i].detail && !many_cases[_i].startup)
+                        ck_assert_str_eq(jstr(c, "output"), out);
+                else
+                        ck_assert_ptr_null(json_object_get(c, "output"));
+        }
+}
+END_TEST
+
+/* ---- /health/{target} ---------------------------------------------------- */
+
+static const struct {
+        enum status st;
+        const char *reason, *output;
+        bool detail;
+        const char *want_status, *want_reason, *want_output; /* NULL: absent */
+} one_cases[] = {
+    {ST_PASS, NULL, NULL, true, "pass", NULL, NULL},
+    {ST_WARN, "latency", "GET took 80ms", true, "warn", "latency", "GET took 80ms"},
+    {ST_WARN, "latency", "GET took 80ms", false, "warn", "latency", NULL},
+    {ST_FAIL, "timeout", "no answer within 1000ms", true, "fail", "timeout",
+     "no answer within 1000ms"},
+    {ST_FAIL, "timeout", "no answer within 1000ms", false, "fail", "timeout", NULL},
+    /* Probe bodies carry pass, warn or fail (SPEC 5): a target with no
+     * result yet is not ready, so it answers fail with its reason. */
+    {ST_UNKNOWN, NULL, NULL, true, "fail", "no_result_yet", NULL},
+};
+
+START_TEST(test_target_json)
+{
+        struct fake f;
+        fake_init(&f, "redis-cache", KIND_REDIS, true, one_cases[_i].st);
+        if (one_cases[_i].reason != NULL)
+                fake_result(&f, one_cases[_i].st, one_cases[_i].reason, one_cases[_i].output);
+        char *body = own(render_target_json(&f.v, one_cases[_i].detail ? &ctx_detail : &ctx_brief));
+        ck_assert_uint_lt(strlen(body), 4096);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), one_cases[_i].want_status);
+        ck_assert_str_eq(jstr(j, "target"), "redis-cache");
+        ck_assert_str_eq(jstr(j, "kind"), "redis");
+        if (one_cases[_i].want_reason != NULL)
+                ck_assert_str_eq(jstr(j, "reason"), one_cases[_i].want_reason);
+        else
+                ck_assert_ptr_null(json_object_get(j, "reason"));
+        if (one_cases[_i].want_output != NULL)
+                ck_assert_str_eq(jstr(j, "output"), one_cases[_i].want_output);
+        else
+                ck_assert_ptr_null(json_object_get(j, "output"));
+}
+END_TEST
+
+/* The longest output, all of it escaped, still fits a probe body. */
+START_TEST(test_target_json_longest_output)
+{
+        struct fake f;
+        fake_init(&f, "redis-cache", KIND_REDIS, true, ST_FAIL);
+        char out[OUTPUT_MAX + 100];
+        memset(out, '"', sizeof(out) - 1);
+        out[sizeof(out) - 1] = '\0';
+        fake_result(&f, ST_FAIL, "error", out);
+        ck_assert_uint_eq(strlen(f.shown.output), OUTPUT_MAX - 1);
+        char *body = own(render_target_json(&f.v, &ctx_detail));
+        ck_assert_uint_lt(strlen(body), 4096);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "output"), f.shown.output);
+}
+END_TEST
+
+/* ---- /status ------------------------------------------------------------- */
+
+/* A stack of three: redis-cache passing with figures, postgres warning,
+ * pgbouncer failing. */
+static size_t build_stack(struct fake *f)
+{
+        fake_init(&f[0], "redis-cache", KIND_REDIS, true, ST_PASS);
+        f[0].v.last_check = T0 + 0.25;
+        struct probe_result *r = &f[0].last;
+        r->nops = 2;
+        snprintf(r->ops[0].op, sizeof(r->ops[0].op), "set");
+        r->ops[0].seconds = 0.002;
+        snprintf(r->ops[1].op, sizeof(r->ops[1].op), "get");
+        r->ops[1].seconds = 0.080; /* over the 50 ms latency target */
+        r->nqueues = 2;
+        snprintf(r->queues[0].name, sizeof(r->queues[0].name), "celery");
+        r->queues[0].length = 5;
+        snprintf(r->queues[1].name, sizeof(r->queues[1].name), "reports");
+        r->queues[1].length = 5000; /* over queue_warn 1000 */
+        r->consumers = 0;
+        r->used_memory = 1048576;
+        r->connected_clients = 12;
+        f[0].shown = *r;
+
+        fake_init(&f[1], "postgres", KIND_POSTGRES, true, ST_WARN);
+        fake_result(&f[1], ST_WARN, "pooler_bypass", "2 backends of hdms bypass PgBouncer");
+        f[1].last.connections = 40;
+        f[1].last.bypass = 2;
+
+        fake_init(&f[2], "pgbouncer", KIND_PGBOUNCER, true, ST_FAIL);
+        fake_result(&f[2], ST_FAIL, "connect_failed", "connection refused");
+        f[2].last.npools = 1; /* a failed check's figures are not shown */
+        snprintf(f[2].last.pools[0].database, sizeof(f[2].last.pools[0].database), "hdms");
+        return 3;
+}
+
+/* Every key is "target:measurement" naming a target; every value a non-empty
+ * array of draft-style objects.  need_output: warn/fail objects carry an
+ * output (SPEC 5). */
+static void check_measurements(json_t *checks, const struct fake *f, size_t n, bool need_output)
+{
+        const char *key;
+        json_t *arr;
+        json_object_foreach(checks, key, arr)
+        {
+                const char *colon = strchr(key, ':');
+                ck_assert_msg(colon != NULL && colon[1] != '\0', "key '%s' not target:measurement",
+                              key);
+                bool known = false;
+                for (size_t i = 0; i < n; i++)
+                        if (strlen(f[i].name) == (size_t)(colon - key) &&
+                            strncmp(key, f[i].name, (size_t)(colon - key)) == 0)
+                                known = true;
+                ck_assert_msg(known, "key '%s' names no target", key);
+                ck_assert_msg(json_is_array(arr) && json_array_size(arr) > 0,
+                              "'%s' is not a non-empty array", key);
+                size_t k;
+                json_t *m;
+                json_array_foreach(arr, k, m)
+                {
+                        ck_assert(json_is_object(m));
+                        const char *st = jstr(m, "status");
+                        ck_assert_msg(valid_status3(st), "%s[%zu].status = %s", key, k, st);
+                        ck_assert_msg(json_is_number(json_object_get(m, "observedValue")),
+                                      "%s[%zu]: observedValue", key, k);
+                        jstr(m, "observedUnit");
+                        jstr(m, "time");
+                        if (need_output && strcmp(st, "pass") != 0)
+                                ck_assert_msg(json_is_string(json_object_get(m, "output")),
+                                              "%s[%zu] is %s without output", key, k, st);
+                }
+        }
+}
+
+static json_t *measure(json_t *checks, const char *key, size_t idx)
+{
+        json_t *arr = json_object_get(checks, key);
+        ck_assert_msg(json_is_array(arr), "no '%s'", key);
+        json_t *m = json_array_get(arr, idx);
+        ck_assert_msg(m != NULL, "'%s' has no entry %zu", key, idx);
+        return m;
+}
+
+START_TEST(test_status_json_structure)
+{
+        struct fake f[3];
+        struct target_view v[3];
+        size_t n = build_stack(f);
+        views_of(f, n, v);
+
+        enum status st;
+        char *body = own(render_status_json(v, n, &ctx_detail, &st));
+        ck_assert_int_eq(st, ST_FAIL);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), "fail");
+        ck_assert_str_eq(jstr(j, "version"), "1.2.3");
+        ck_assert_str_eq(jstr(j, "serviceId"), "hdms-healthd");
+        ck_assert(json_is_object(json_object_get(j, "links")));
+
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert(json_is_object(checks));
+        check_measurements(checks, f, n, false);
+
+        json_t *m = measure(checks, "redis-cache:responseTime", 0);
+        ck_assert_str_eq(jstr(m, "status"), "pass");
+        ck_assert_double_eq_tol(json_number_value(json_object_get(m, "observedValue")), 12.5, 1e-9);
+        ck_assert_str_eq(jstr(m, "observedUnit"), "ms");
+        ck_assert_str_eq(jstr(m, "time"), "2023-11-14T22:13:20.250Z");
+        ck_assert_ptr_null(json_object_get(m, "output"));
+
+        json_t *ops = json_object_get(checks, "redis-cache:opLatency");
+        ck_assert_uint_eq(json_array_size(ops), 2);
+        ck_assert_str_eq(jstr(json_array_get(ops, 0), "componentId"), "set");
+        ck_assert_str_eq(jstr(json_array_get(ops, 0), "status"), "pass");
+        ck_assert_str_eq(jstr(json_array_get(ops, 1), "componentId"), "get");
+        ck_assert_str_eq(jstr(json_array_get(ops, 1), "status"), "warn");
+        ck_assert_double_eq_tol(
+            json_number_value(json_object_get(json_array_get(ops, 1), "observedValue")), 80.0,
+            1e-6);
+
+        json_t *qs = json_object_get(checks, "redis-cache:queueLength");
+        ck_assert_uint_eq(json_array_size(qs), 2);
+        ck_assert_str_eq(jstr(json_array_get(qs, 0), "status"), "pass");
+        ck_assert_str_eq(jstr(json_array_get(qs, 1), "componentId"), "reports");
+        ck_assert_str_eq(jstr(json_array_get(qs, 1), "status"), "warn");
+        ck_assert_str_eq(jstr(json_array_get(qs, 1), "observedUnit"), "messages");
+        ck_assert(json_is_integer(json_object_get(json_array_get(qs, 1), "observedValue")));
+        ck_assert_int_eq(
+            json_integer_value(json_object_get(json_array_get(qs, 1), "observedValue")), 5000);
+
+        m = measure(checks, "postgres:responseTime", 0);
+        ck_assert_str_eq(jstr(m, "status"), "warn");
+        ck_assert_str_eq(jstr(m, "output"), "2 backends of hdms bypass PgBouncer");
+        m = measure(checks, "postgres:bypassBackends", 0);
+        ck_assert_str_eq(jstr(m, "status"), "warn");
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "observedValue")), 2);
+
+        m = measure(checks, "pgbouncer:responseTime", 0);
+        ck_assert_str_eq(jstr(m, "status"), "fail");
+        ck_assert_str_eq(jstr(m, "output"), "connection refused");
+        ck_assert_ptr_null(json_object_get(checks, "pgbouncer:clientsWaiting"));
+
+        json_t *targets = json_object_get(j, "targets");
+        ck_assert(json_is_object(targets));
+        ck_assert_uint_eq(json_object_size(targets), 3);
+        json_t *t = json_object_get(targets, "pgbouncer");
+        ck_assert_str_eq(jstr(t, "status"), "fail");
+        ck_assert_str_eq(jstr(t, "kind"), "pgbouncer");
+        ck_assert_str_eq(jstr(t, "reason"), "connect_failed");
+        ck_assert_str_eq(jstr(t, "output"), "connection refused");
+        ck_assert_str_eq(jstr(t, "lastCheck"), "2023-11-14T22:13:20.000Z");
+        t = json_object_get(targets, "postgres");
+        ck_assert_str_eq(jstr(t, "status"), "warn");
+        ck_assert_str_eq(jstr(t, "reason"), "pooler_bypass");
+        t = json_object_get(targets, "redis-cache");
+        ck_assert_str_eq(jstr(t, "status"), "pass");
+        ck_assert_ptr_null(json_object_get(t, "reason"));
+        ck_assert_ptr_null(json_object_get(t, "output"));
+        ck_assert_str_eq(jstr(t, "lastCheck"), "2023-11-14T22:13:20.250Z");
+}
+END_TEST
+
+/* SPEC 5: check objects carry output on warn and fail, also the figures
+ * (op latency, queue length, consumers, bypass, clients waiting). */
+START_TEST(test_status_json_output_on_warn)
+{
+        struct fake f[3];
+        struct target_view v[3];
+        size_t n = build_stack(f);
+        views_of(f, n, v);
+        enum status st;
+        char *body = own(render_status_json(v, n, &ctx_detail, &st));
+        json_t *j = parse(body);
+        check_measurements(json_object_get(j, "checks"), f, n, true);
+}
+END_TEST
+
+/* A target with no result yet: the target map says unknown, but each check
+ * object follows the health-check draft (pass, warn or fail). */
+START_TEST(test_status_json_unknown_target)
+{
+        struct fake f[2];
+        fake_init(&f[0], "redis-cache", KIND_REDIS, true, ST_PASS);
+        fake_init(&f[1], "postgres", KIND_POSTGRES, true, ST_UNKNOWN);
+        struct target_view v[2];
+        views_of(f, 2, v);
+        enum status st;
+        char *body = own(render_status_json(v, 2, &ctx_detail, &st));
+        ck_assert_int_eq(st, ST_FAIL);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), "fail");
+        json_t *t = json_object_get(json_object_get(j, "targets"), "postgres");
+        ck_assert_str_eq(jstr(t, "status"), "unknown");
+        ck_assert_str_eq(jstr(t, "reason"), "no_result_yet");
+        json_t *m = measure(json_object_get(j, "checks"), "postgres:responseTime", 0);
+        ck_assert_msg(valid_status3(jstr(m, "status")), "check status '%s'", jstr(m, "status"));
+}
+END_TEST
+
+/* Invalid UTF-8 from a server is cleaned by probe_result_set; text that
+ * reaches the renderer some other way must not break the document. */
+START_TEST(test_status_json_invalid_utf8)
+{
+        struct fake f[3];
+        fake_init(&f[0], "postgres", KIND_POSTGRES, true, ST_FAIL);
+        fake_result(&f[0], ST_FAIL, "server_error", "bad \xff and \xc3\x28 end");
+        ck_assert_str_eq(f[0].shown.output, "bad " FFFD " and " FFFD "( end");
+        fake_init(&f[1], "pgbouncer", KIND_PGBOUNCER, true, ST_PASS);
+        f[1].last.npools = 1;
+        snprintf(f[1].last.pools[0].database, sizeof(f[1].last.pools[0].database), "db\xff\xfe");
+        snprintf(f[1].last.pools[0].user, sizeof(f[1].last.pools[0].user), "u\xc3\x28");
+        f[1].last.pools[0].waiting = 3;
+        fake_init(&f[2], "redis-celery", KIND_REDIS, true, ST_PASS);
+        f[2].last.nqueues = 1;
+        snprintf(f[2].last.queues[0].name, sizeof(f[2].last.queues[0].name), "q\xe2\x82");
+        f[2].last.queues[0].length = 1;
+        snprintf(f[2].last.server_version, sizeof(f[2].last.server_version), "\xff");
+        struct target_view v[3];
+        views_of(f, 3, v);
+
+        enum status st;
+        char *body = own(render_status_json(v, 3, &ctx_detail, &st));
+        ck_assert_msg(body != NULL, "render_status_json returned NULL");
+        json_t *j = parse(body);
+        json_t *t = json_object_get(json_object_get(j, "targets"), "postgres");
+        ck_assert_str_eq(jstr(t, "output"), "bad " FFFD " and " FFFD "( end");
+        json_t *m = measure(json_object_get(j, "checks"), "postgres:responseTime", 0);
+        ck_assert_str_eq(jstr(m, "output"), "bad " FFFD " and " FFFD "( end");
+
+        body = own(render_ready_json(v, 3, &ctx_detail, false, &st));
+        j = parse(body);
+        body = own(render_target_json(&v[0], &ctx_detail));
+        j = parse(body);
+        ck_assert_str_eq(jstr(j, "output"), "bad " FFFD " and " FFFD "( end");
+}
+END_TEST
+
+/* HTML escaping is the dashboard's job: JSON carries the text unchanged. */
+START_TEST(test_status_json_script_unchanged)
+{
+        static const char script[] = "<script>alert('x&y')</script>";
+        struct fake f;
+        fake_init(&f, "redis-cache", KIND_REDIS, true, ST_FAIL);
+        fake_result(&f, ST_FAIL, "server_error", script);
+        enum status st;
+        char *body = own(render_status_json(&f.v, 1, &ctx_detail, &st));
+        json_t *j = parse(body);
+        json_t *t = json_object_get(json_object_get(j, "targets"), "redis-cache");
+        ck_assert_str_eq(jstr(t, "output"), script);
+        json_t *m = measure(json_object_get(j, "checks"), "redis-cache:responseTime", 0);
+        ck_assert_str_eq(jstr(m, "output"), script);
+        ck_assert_ptr_null(strstr(body, "&lt;"));
+
+        body = own(render_target_json(&f.v, &ctx_detail));
+        j = parse(body);
+        ck_assert_str_eq(jstr(j, "output"), script);
+}
+END_TEST
+
+START_TEST(test_status_json_empty)
+{
+        enum status st = ST_UNKNOWN;
+        char *body = own(render_status_json(NULL, 0, &ctx_detail, &st));
+        ck_assert_int_eq(st, ST_PASS);
+        json_t *j = parse(body);
+        ck_assert_str_eq(jstr(j, "status"), "pass");
+        ck_assert_uint_eq(json_object_size(json_object_get(j, "checks")), 0);
+}
+END_TEST
+
+/* ---- render_stale_after -------------------------------------------------- */
+
+static const struct {
+        int64_t interval, timeout, retry;
+        double want;
+} stale_cases[] = {
+    {2000, 1000, 250, 6.0}, /* 3 x interval */
+    {100, 90, 250, 0.44},   /* interval + timeout + retry_interval */
+    {1000, 500, 2500, 4.0}, /* 1000 + 500 + 2500 > 3000 */
+    {60000, 1000, 250, 180.0},
+};
+
+START_TEST(test_stale_after)
+{
+        struct fake f;
+        fake_init(&f, "x", KIND_REDIS, true, ST_PASS);
+        f.conf.interval_ms = stale_cases[_i].interval;
+        f.conf.timeout_ms = stale_cases[_i].timeout;
+        f.conf.retry_interval_ms = stale_cases[_i].retry;
+        ck_assert_double_eq_tol(render_stale_after(&f.v), stale_cases[_i].want, 1e-9);
+}
+END_TEST
+
+/* ---- probe_result_set / probe_result_worsen ------------------------------ */
+
+struct step {
+        char op; /* S: set, W: worsen, 0: end */
+        enum status st;
+        const char *reason, *msg;
+        enum status want_st;
+        const char *want_reason, *want_output;
+};
+
+static const struct {
+        struct step steps[6];
+} worsen_cases[] = {
+    /* From a fresh (passing) result: the first problem sets everything. */
+    {{{'W', ST_WARN, "latency", "GET took 80ms", ST_WARN, "latency", "GET took 80ms"}}},
+    {{{'W', ST_FAIL, "oom", "out of memory", ST_FAIL, "oom", "out of memory"}}},
+    /* Equal status: the first reason stays, the message is appended. */
+    {{{'W', ST_WARN, "latency", "GET took 80ms", ST_WARN, "latency", "GET took 80ms"},
+      {'W', ST_WARN, "queue", "celery holds 5000", ST_WARN, "latency",
+       "GET took 80ms; celery holds 5000"},
+      {'W', ST_WARN, "headroom", "memory 95%", ST_WARN, "latency",
+       "GET took 80ms; celery holds 5000; memory 95%"}}},
+    /* Worse status: its reason replaces, its message goes first. */
+    {{{'W', ST_WARN, "latency", "GET took 80ms", ST_WARN, "latency", "GET took 80ms"},
+      {'W', ST_FAIL, "oom", "out of memory", ST_FAIL, "oom", "out of memory; GET took 80ms"},
+      {'W', ST_FAIL, "readonly", "replica", ST_FAIL, "oom",
+       "out of memory; GET took 80ms; replica"},
+      /* a milder problem never lowers the status or takes the reason */
+      {'W', ST_WARN, "queue", "q", ST_FAIL, "oom", "out of memory; GET took 80ms; replica; q"}}},
+    /* After probe_result_set. */
+    {{{'S', ST_WARN, "bypass", "2 backends bypass", ST_WARN, "bypass", "2 backends bypass"},
+      {'W', ST_FAIL, "refused", "new clients refused", ST_FAIL, "refused",
+       "new clients refused; 2 backends bypass"}}},
+    {{{'S', ST_FAIL, "timeout", "no answer", ST_FAIL, "timeout", "no answer"},
+      {'S', ST_WARN, "latency", "slow", ST_WARN, "latency", "slow"}}},
+    /* Messages are cleaned to UTF-8 on every path. */
+    {{{'W', ST_WARN, "a", "x\xff", ST_WARN, "a", "x" FFFD},
+      {'W', ST_WARN, "b", "\xc3\x28y", ST_WARN, "a", "x" FFFD "; " FFFD "(y"},
+      {'W', ST_FAIL, "c", "z\r\n", ST_FAIL, "c", "z; x" FFFD "; " FFFD "(y"}}},
+};
+
+START_TEST(test_worsen)
+{
+        struct probe_result r;
+        probe_result_init(&r);
+        ck_assert_int_eq(r.status, ST_PASS);
+        ck_assert_str_eq(r.reason, "");
+        ck_assert_str_eq(r.output, "");
+        for (int k = 0; k < N(worsen_cases[_i].steps) && worsen_cases[_i].steps[k].op; k++) {
+                const struct step *s = &worsen_cases[_i].steps[k];
+                if (s->op == 'S')
+                        probe_result_set(&r, s->st, s->reason, "%s", s->msg);
+                else
+                        probe_result_worsen(&r, s->st, s->reason, "%s", s->msg);
+                ck_assert_msg(r.status == s->want_st, "row %d step %d: status %s", _i, k,
+                              status_name(r.status));
+                ck_assert_str_eq(r.reason, s->want_reason);
+                ck_assert_str_eq(r.output, s->want_output);
+        }
+}
+END_TEST
+
+/* Long outputs are cut, never past the buffer and never inside a UTF-8
+ * character (jansson drops invalid strings, so a cut character would make
+ * the whole message vanish from /status). */
+static const struct {
+        int old_chars;   /* 2-byte characters already in the output */
+        size_t new_len;  /* length of the new, worse message */
+        enum status st2; /* status of the second message */
+} cut_cases[] = {
+    {255, 10, ST_FAIL}, /* the old text is cut mid-character */
+    {255, 11, ST_FAIL}, {200, 109, ST_FAIL}, {255, 10, ST_WARN}, /* appended */
+    {255, 0, ST_WARN},  {100, 600, ST_FAIL},
+};
+
+START_TEST(test_worsen_cut_keeps_utf8)
+{
+        char old[OUTPUT_MAX * 2] = "";
+        for (int k = 0; k < cut_cases[_i].old_chars; k++)
+                strcat(old, "\xc3\xa9");
+        char msg[700];
+        memset(msg, 'm', cut_cases[_i].new_len);
+        msg[cut_cases[_i].new_len] = '\0';
+
+        struct probe_result r;
+        probe_result_init(&r);
+        probe_result_set(&r, ST_WARN, "first", "%s", old);
+        ck_assert_uint_lt(strlen(r.output), OUTPUT_MAX);
+        probe_result_worsen(&r, cut_cases[_i].st2, "second", "%s", msg);
+        ck_assert_uint_lt(strlen(r.output), OUTPUT_MAX);
+        json_t *s = json_string(r.output);
+        ck_assert_msg(s != NULL, "output is not valid UTF-8 (%zu bytes)", strlen(r.output));
+        json_decref(s);
+        if (cut_cases[_i].st2 == ST_FAIL && cut_cases[_i].new_len < OUTPUT_MAX)
+                ck_assert_int_eq(strncmp(r.output, msg, cut_cases[_i].new_len), 0);
+        else if (cut_cases[_i].st2 == ST_WARN)
+                ck_assert_int_eq(strncmp(r.output, "\xc3\xa9", 2), 0);
+
+        /* and /status shows the message */
+        struct fake f;
+        fake_init(&f, "redis-cache", KIND_REDIS, true, r.status);
+        f.shown = r;
+        f.last = r;
+        enum status st;
+        char *body = own(render_status_json(&f.v, 1, &ctx_detail, &st));
+        json_t *j = parse(body);
+        json_t *t = json_object_get(json_object_get(j, "targets"), "redis-cache");
+        ck_assert_str_eq(jstr(t, "output"), r.output);
+}
+END_TEST
+
+static Suite *render_suite(void)
+{
+        Suite *s = suite_create("render");
+        TCase *tc = tcase_create("aggregate");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_loop_test(tc, test_aggregate, 0, N(agg_cases));
+        tcase_add_loop_test(tc, test_started, 0, N(started_cases));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("probe_bodies");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_test(tc, test_ready_lists_non_passing);
+        tcase_add_test(tc, test_ready_no_detail_hides_output);
+        tcase_add_loop_test(tc, test_ready_many_targets_bounded, 0, N(many_cases));
+        tcase_add_loop_test(tc, test_target_json, 0, N(one_cases));
+        tcase_add_test(tc, test_target_json_longest_output);
+        tcase_add_loop_test(tc, test_stale_after, 0, N(stale_cases));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("status");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_test(tc, test_status_json_structure);
+        tcase_add_test(tc, test_status_json_output_on_warn);
+        tcase_add_test(tc, test_status_json_unknown_target);
+        tcase_add_test(tc, test_status_json_invalid_utf8);
+        tcase_add_test(tc, test_status_json_script_unchanged);
+        tcase_add_test(tc, test_status_json_empty);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("probe_result");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_loop_test(tc, test_worsen, 0, N(worsen_cases));
+        tcase_add_loop_test(tc, test_worsen_cut_keeps_utf8, 0, N(cut_cases));
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(render_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? 1 : 0;
+}
