@@ -101,6 +101,32 @@ static const struct hist *op_hist(const struct slo_report *r, const char *op)
         return NULL;
 }
 
+/* The pools of the last SHOW POOLS, and always the target's own pool (its
+ * dbname and user): NaN before the first result, 0 while PgBouncer has not
+ * created it yet (pools appear lazily). */
+static void pool_samples(struct strbuf *b, const struct target_view *v, const char *name,
+                         bool maxwait)
+{
+        if (strcmp(v->kind, "pgbouncer") != 0)
+                return;
+        const struct probe_result *r = v->last;
+        bool own = false;
+        for (int k = 0; r != NULL && k < r->npools; k++) {
+                const struct pool_wait *p = &r->pools[k];
+                if (strcmp(p->database, v->conf->dbname) == 0 && strcmp(p->user, v->conf->user) == 0)
+                        own = true;
+                sample(b, name,
+                       (const char *const[]){"target", v->name, "database", p->database, "user",
+                                             p->user, NULL},
+                       maxwait ? p->maxwait_s : (double)p->waiting);
+        }
+        if (!own)
+                sample(b, name,
+                       (const char *const[]){"target", v->name, "database", v->conf->dbname,
+                                             "user", v->conf->user, NULL},
+                       r == NULL || r->status == ST_FAIL ? NAN : 0);
+}
+
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
 {
         struct strbuf b;
@@ -242,25 +268,11 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                    : NAN);
 
         family(&b, "pgbouncer_clients_waiting", "gauge", "Clients waiting in each pool.");
-        for (size_t i = 0; i < n; i++) {
-                const struct probe_result *r = v[i].last;
-                for (int k = 0; r != NULL && k < r->npools; k++)
-                        sample(&b, "pgbouncer_clients_waiting",
-                               (const char *const[]){"target", v[i].name, "database",
-                                                     r->pools[k].database, "user",
-                                                     r->pools[k].user, NULL},
-                               (double)r->pools[k].waiting);
-        }
+        for (size_t i = 0; i < n; i++)
+                pool_samples(&b, &v[i], "pgbouncer_clients_waiting", false);
         family(&b, "pgbouncer_maxwait_seconds", "gauge", "Longest wait of a client in each pool.");
-        for (size_t i = 0; i < n; i++) {
-                const struct probe_result *r = v[i].last;
-                for (int k = 0; r != NULL && k < r->npools; k++)
-                        sample(&b, "pgbouncer_maxwait_seconds",
-                               (const char *const[]){"target", v[i].name, "database",
-                                                     r->pools[k].database, "user",
-                                                     r->pools[k].user, NULL},
-                               r->pools[k].maxwait_s);
-        }
+        for (size_t i = 0; i < n; i++)
+                pool_samples(&b, &v[i], "pgbouncer_maxwait_seconds", true);
 
         family(&b, "postgres_connections", "gauge", "Client backends in use.");
         for (size_t i = 0; i < n; i++)
