@@ -57,7 +57,9 @@ void slo_op(struct slo *s, const char *op, double seconds);
  * outage (detected at `now`); up ends it: the reconnection time is from
  * detection to the first passing check `first_ok` (<= now), counted met or
  * missed against the reconnect target; `restart` says whether the server
- * restarted (else a blip). */
+ * restarted (else a blip).  An outage that began before the target ever
+ * passed (a target down from its first check) counts as down time and as an
+ * outage, but its end is not a reconnection. */
 void slo_down(struct slo *s, double now);
 void slo_up(struct slo *s, double now, double first_ok, bool restart);
 

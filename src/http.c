@@ -86,8 +86,57 @@ static void render_ctx(struct http *h, struct render_ctx *c)
         c->reconnect_target_ms = h->cfg->reconnect_target_ms;
 }
 
-/* HTML when asked (?format=html) or when the client prefers text/html over
- * JSON; JSON otherwise (curl, tools, ?format=json). */
+/* The q-value the Accept header gives `type` ("text/html"), from its own
+ * range, its "text/ANY" or the "ANY/ANY" range (the most specific wins); 0 when none
+ * matches. */
+static double accept_q(const char *accept, const char *type)
+{
+        double best = 0;
+        int best_spec = -1;
+        const char *p = accept;
+        size_t slash = (size_t)(strchr(type, '/') - type);
+        while (*p != '\0') {
+                while (*p == ' ' || *p == ',')
+                        p++;
+                const char *end = strchr(p, ',');
+                size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+                const char *semi = memchr(p, ';', len);
+                size_t rlen = semi != NULL ? (size_t)(semi - p) : len;
+                while (rlen > 0 && p[rlen - 1] == ' ')
+                        rlen--;
+                int spec = -1;
+                if (rlen == strlen(type) && strncasecmp(p, type, rlen) == 0)
+                        spec = 2;
+                else if (rlen == slash + 2 && strncasecmp(p, type, slash + 1) == 0 &&
+                         p[slash + 1] == '*')
+                        spec = 1;
+                else if (rlen == 3 && strncmp(p, "*/*", 3) == 0)
+                        spec = 0;
+                if (spec > best_spec) {
+                        double q = 1;
+                        const char *qp = semi;
+                        while (qp != NULL && qp < p + len) {
+                                qp++;
+                                while (*qp == ' ')
+                                        qp++;
+                                if (strncmp(qp, "q=", 2) == 0) {
+                                        q = strtod(qp + 2, NULL);
+                                        break;
+                                }
+                                qp = memchr(qp, ';', (size_t)(p + len - qp));
+                        }
+                        best = q;
+                        best_spec = spec;
+                }
+                if (end == NULL)
+                        break;
+                p = end + 1;
+        }
+        return best;
+}
+
+/* HTML when asked (?format=html) or when the client prefers text/html to
+ * JSON; JSON otherwise (curl sends ANY/ANY; tools; ?format=json). */
 static bool wants_html(struct MHD_Connection *conn)
 {
         const char *f = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "format");
@@ -97,9 +146,10 @@ static bool wants_html(struct MHD_Connection *conn)
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
         if (accept == NULL)
                 return false;
-        const char *html = strstr(accept, "text/html");
-        const char *json = strstr(accept, "json");
-        return html != NULL && (json == NULL || html < json);
+        double html = accept_q(accept, "text/html");
+        double json = accept_q(accept, "application/json");
+        double hjson = accept_q(accept, "application/health+json");
+        return html > 0 && html > json && html > hjson;
 }
 
 static void cache_set(struct cached *c, char *body, enum status st, uint64_t gen)

@@ -57,6 +57,8 @@ struct pg_probe {
         int pending; /* connections whose part of the check is not done */
         int admin_step;
         bool paused; /* the admin console says the app database is paused */
+        bool pooler_pending; /* the query through the pooler has not ended */
+        bool admin_parked;   /* SHOW POOLS waits for it, so it does not count itself */
         /* postgres: bypass candidates seen in the previous check */
         int *prev_pids;
         size_t nprev;
@@ -693,6 +695,10 @@ static void admin_done(struct pgc *c, bool ok)
         }
         pgc_clear_results(c);
         p->admin_step++;
+        if (p->admin_step == 1 && p->pooler_pending) {
+                p->admin_parked = true; /* resumed by pooler_finished() */
+                return;
+        }
         admin_next(p);
 }
 
@@ -721,6 +727,16 @@ static void admin_connected(struct pgc *c, bool ok)
         admin_next(p);
 }
 
+/* The pooled query ended (or never started): the admin console may go on. */
+static void pooler_finished(struct pg_probe *p)
+{
+        p->pooler_pending = false;
+        if (p->admin_parked && p->in_check) {
+                p->admin_parked = false;
+                admin_next(p);
+        }
+}
+
 static void pooler_query_done(struct pgc *c, bool ok)
 {
         struct pg_probe *p = c->owner;
@@ -731,6 +747,7 @@ static void pooler_query_done(struct pgc *c, bool ok)
                                     "SELECT 1 through the pooler returned something else");
         pgc_clear_results(c);
         part_done(p);
+        pooler_finished(p);
 }
 
 static void pooler_run_query(struct pg_probe *p)
@@ -750,6 +767,8 @@ static void main_connected(struct pgc *c, bool ok)
         if (!ok) {
                 fail_from(p, c, "cannot connect to");
                 part_done(p);
+                if (p->bouncer)
+                        pooler_finished(p);
                 return;
         }
         if (p->bouncer)
@@ -805,6 +824,8 @@ static void pp_start(void *vp, const char *addr)
         probe_result_init(&p->res);
         p->in_check = true;
         p->paused = false;
+        p->pooler_pending = p->bouncer;
+        p->admin_parked = false;
         if (addr != NULL)
                 snprintf(p->addr, sizeof(p->addr), "%s", addr);
         p->pending = p->bouncer ? 2 : 1;

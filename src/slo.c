@@ -89,6 +89,7 @@ struct slo {
         uint64_t restarts, blips;
         double outage_start; /* detection time of the open outage */
         bool in_outage;
+        bool outage_before_start; /* the open outage began before any passing check */
 
         /* history ring: hpos is the next slot written */
         bool hist_ok[SLO_HISTORY];
@@ -315,6 +316,7 @@ void slo_down(struct slo *s, double now)
         if (s->in_outage)
                 return;
         s->in_outage = true;
+        s->outage_before_start = !s->started;
         s->outage_start = now;
         if (s->observing) /* nothing counts before the first check */
                 bucket_at(s, minute_of(now))->starts++;
@@ -330,6 +332,16 @@ void slo_up(struct slo *s, double now, double first_ok, bool restart)
         if (!s->in_outage)
                 return; /* e.g. the first up after startup: not a reconnection */
         s->in_outage = false;
+        if (s->outage_before_start) {
+                /* never up before: a slow start, counted as down time and an
+                 * outage, but not a reconnection */
+                if (s->observing) {
+                        struct slo_bucket *b = bucket_at(s, minute_of(now));
+
+                        b->longest = dmax(b->longest, now - s->outage_start);
+                }
+                return;
+        }
 
         d = first_ok - s->outage_start;
         if (!(d >= 0)) /* also catches a NaN first_ok */

@@ -35,6 +35,7 @@ struct target {
         double last_duration;
         double last_check_wall, last_check_mono, last_change_wall;
         bool ever_passed;
+        bool ever_up; /* up after rise/fall at least once */
         double startup_seconds;
         char up_server_id[64]; /* server identity while last up */
         const char *last_outage;
@@ -262,8 +263,12 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                 t->startup_seconds = now - e->started;
         }
 
+        /* Outages: a target down from its first check is down time too, but
+         * its first time up is a (slow) start, not a reconnection. */
+        bool came_up = t->health.up && !was_up;
+        bool went_down = !t->health.up && (was_up || before == ST_UNKNOWN);
         const char *outage = NULL;
-        if (t->health.up && !was_up && before != ST_UNKNOWN) {
+        if (came_up && t->ever_up) {
                 /* back from an outage: a changed server identity is a restart */
                 outage = t->up_server_id[0] != '\0' && r->server_id[0] != '\0' &&
                                  strcmp(t->up_server_id, r->server_id) != 0
@@ -271,12 +276,13 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                              : "blip";
                 t->last_outage = outage;
         }
-        if (was_up && !t->health.up)
+        if (went_down)
                 slo_down(t->slo, now);
-        if (outage != NULL) {
+        if (came_up) {
                 slo_up(t->slo, now, t->first_ok_down > 0 ? t->first_ok_down : now,
-                       strcmp(outage, "restart") == 0);
+                       outage != NULL && strcmp(outage, "restart") == 0);
                 t->first_ok_down = 0;
+                t->ever_up = true;
         }
         if (t->health.up && r->server_id[0] != '\0')
                 snprintf(t->up_server_id, sizeof(t->up_server_id), "%s", r->server_id);

@@ -701,6 +701,39 @@ static double overlap(double a, double b, double lo, double hi)
  * compared with a direct computation over the window; then a few moments
  * are pinned with explicit figures.
  */
+/* A target down from its first check: the down time and the outage count,
+ * but its first time up is a slow start, not a reconnection. */
+START_TEST(t_down_from_start)
+{
+        struct slo_report r;
+        struct slo *s = slo_new(0, NULL);
+        slo_check(s, 1, false, 0.01);
+        slo_down(s, 1);
+        for (int t = 2; t <= 61; t++)
+                slo_check(s, t, false, 0.01);
+        slo_check(s, 62, true, 0.01);
+        slo_up(s, 62, 62, false);
+        slo_check(s, 121, true, 0.01);
+        slo_report(s, 121, &r);
+        ck_assert_uint_eq(r.reconnect->count, 0);
+        ck_assert_uint_eq(r.reconnects_met + r.reconnects_missed, 0);
+        ck_assert_uint_eq(r.outages, 1);
+        ck_assert_double_eq_tol(r.down_seconds, 61, 1e-6);
+        ck_assert_double_eq_tol(r.availability, 1.0 - 61.0 / 120.0, 1e-6);
+        ck_assert(r.started);
+        /* a later outage is a reconnection */
+        slo_check(s, 130, false, 0.01);
+        slo_down(s, 130);
+        slo_check(s, 131, true, 0.01);
+        slo_up(s, 132, 131, true);
+        slo_report(s, 132, &r);
+        ck_assert_uint_eq(r.reconnect->count, 1);
+        ck_assert_double_eq_tol(r.reconnect_last, 1, 1e-9);
+        ck_assert_uint_eq(r.restarts, 1);
+        slo_free(s);
+}
+END_TEST
+
 START_TEST(t_day_simulation)
 {
         const double o1_down = 1 * HOUR, o1_up = 1.5 * HOUR;
@@ -799,6 +832,7 @@ static Suite *slo_suite(void)
         tcase_add_test(tc, t_long_span);
         tcase_add_test(tc, t_bad_time);
         tcase_add_test(tc, t_open_outage);
+        tcase_add_test(tc, t_down_from_start);
         tcase_add_test(tc, t_day_simulation);
         suite_add_tcase(s, tc);
         return s;
