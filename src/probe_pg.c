@@ -57,6 +57,7 @@ struct pg_probe {
         int pending; /* connections whose part of the check is not done */
         int admin_step;
         bool paused; /* the admin console says the app database is paused */
+        bool broken; /* the check failed on the connection itself, not on its figures */
         bool pooler_pending; /* the query through the pooler has not ended */
         bool admin_parked;   /* SHOW POOLS waits for it, so it does not count itself */
         /* postgres: bypass candidates seen in the previous check */
@@ -357,6 +358,10 @@ static const char *classify(const char *msg, const char *sqlstate)
             {"auth failed", "auth_failed"},
             {"no such user", "auth_failed"},
             {"not allowed", "auth_failed"},
+            {"is not permitted to log in", "auth_failed"},
+            {"permission denied for database", "auth_failed"},
+            {"no pg_hba.conf entry", "auth_failed"},
+            {"pg_hba.conf rejects", "auth_failed"},
             {"too many clients", "connections_exhausted"},
             {"remaining connection slots are reserved", "connections_exhausted"},
             {"no more connections allowed", "connections_exhausted"},
@@ -396,10 +401,11 @@ static const char *classify(const char *msg, const char *sqlstate)
 
 static void fail_from(struct pg_probe *p, struct pgc *c, const char *doing)
 {
+        p->broken = true;
         const char *reason = classify(c->err, c->sqlstate);
         if (strcmp(reason, "auth_failed") == 0)
                 probe_result_worsen(&p->res, ST_FAIL, reason,
-                                    "authentication failed %s %s: %s", doing, c->role, c->err);
+                                    "authentication failed (%s %s): %s", doing, c->role, c->err);
         else
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s %s: %s", doing, c->role,
                                     c->err);
@@ -413,7 +419,7 @@ static void part_done(struct pg_probe *p)
                 return;
         p->in_check = false;
         p->phase = "idle";
-        if (p->res.status == ST_FAIL) {
+        if (p->res.status == ST_FAIL && p->broken) {
                 /* start clean next time: a failed session may be unusable */
                 pgc_close(&p->main);
                 pgc_close(&p->admin);
@@ -499,6 +505,7 @@ static void pg_query_done(struct pgc *c, bool ok)
         /* results: SET, the figures, the app role's backends */
         const PGresult *f = c->nres >= 2 ? c->res[1] : NULL;
         if (f == NULL || PQntuples(f) != 1 || PQnfields(f) < 9 || num(f, 0, 0) != 1) {
+                p->broken = true;
                 probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
                                     "the check query returned an unexpected result");
                 part_done(p);
@@ -742,9 +749,11 @@ static void pooler_query_done(struct pgc *c, bool ok)
         struct pg_probe *p = c->owner;
         if (!ok)
                 fail_from(p, c, "query through");
-        else if (c->nres < 2 || PQntuples(c->res[1]) != 1 || num(c->res[1], 0, 0) != 1)
+        else if (c->nres < 2 || PQntuples(c->res[1]) != 1 || num(c->res[1], 0, 0) != 1) {
+                p->broken = true;
                 probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
                                     "SELECT 1 through the pooler returned something else");
+        }
         pgc_clear_results(c);
         part_done(p);
         pooler_finished(p);
@@ -824,6 +833,7 @@ static void pp_start(void *vp, const char *addr)
         probe_result_init(&p->res);
         p->in_check = true;
         p->paused = false;
+        p->broken = false;
         p->pooler_pending = p->bouncer;
         p->admin_parked = false;
         if (addr != NULL)

@@ -85,7 +85,7 @@ enum op {
 };
 
 static const char *const op_names[] = {"auth", "select", "info", "ping", "set",
-                                       "get",  "del",    "info", "clients"};
+                                       "get",  "del",    "llen", "client list"};
 
 #define MAX_STEPS (8 + MAX_QUEUES)
 

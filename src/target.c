@@ -194,12 +194,30 @@ static void recheck_pgbouncers(struct engine *e)
 
 /* Root cause: a pooler check that fails while a postgres target fails too
  * is about the database behind the pooler, not the pooler. */
+static bool reason_in(const char *reason, const char *const *set)
+{
+        for (; *set != NULL; set++)
+                if (strcmp(reason, *set) == 0)
+                        return true;
+        return false;
+}
+
 static void blame_database(struct engine *e, struct probe_result *r)
 {
+        /* the pooler's own problems: not explained by its database */
+        static const char *const own[] = {"auth_failed", "connect_refused", "connect_failed",
+                                          "dns_failed", "dns_timeout", "database_missing",
+                                          "protocol_error", NULL};
+        /* postgres failures that mean the database is unavailable */
+        static const char *const down[] = {"connect_refused", "connect_failed", "connection_lost",
+                                           "timeout", "starting_up", "shutting_down",
+                                           "dns_failed", "dns_timeout", NULL};
+        if (reason_in(r->reason, own))
+                return;
         for (size_t i = 0; i < e->ntargets; i++) {
                 const struct target *pg = e->targets[i];
                 if (pg->env.conf->kind != KIND_POSTGRES || !pg->has_last ||
-                    pg->last.status != ST_FAIL)
+                    pg->last.status != ST_FAIL || !reason_in(pg->last.reason, down))
                         continue;
                 char out[OUTPUT_MAX];
                 snprintf(out, sizeof(out), "%s", r->output);

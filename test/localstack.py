@@ -578,6 +578,24 @@ log_line_prefix = '%m [%p] %q%u@%d '
                    env=_tool_env(PGPASSWORD=password))
         return list(csv.DictReader(io.StringIO(out))) if csv_rows else out
 
+    def psql_tcp_bg(self, *sqls, user='hdms', db='hdms', port=None,
+                    password=None, stdout=subprocess.DEVNULL):
+        """Start psql over TCP in the background, by default through
+        PgBouncer; each of `sqls` is its own -c (its own transaction).
+        Returns the Popen (stdout discarded unless `stdout` says otherwise,
+        stderr piped, both text); the caller ends it (terminate/kill) and
+        waits for it."""
+        port = port or self.pgb_port
+        password = PASSWORDS.get(user, '') if password is None else password
+        argv = [os.path.join(self.bindir, 'psql'), '-X', '-q', '-At',
+                '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', str(port),
+                '-U', user, '-d', db]
+        for sql in sqls:
+            argv += ['-c', sql]
+        return subprocess.Popen(argv, env=_tool_env(PGPASSWORD=password),
+                                stdin=subprocess.DEVNULL, stdout=stdout,
+                                stderr=subprocess.PIPE, text=True)
+
     # ----- PgBouncer
 
     def start_pgbouncer(self):
@@ -612,6 +630,8 @@ auth_file = {users}
 admin_users = {PGB_ADMIN}
 stats_users = healthd
 ignore_startup_parameters = extra_float_digits
+; no periodic "stats:" lines: tests count this log's lines (log noise)
+log_stats = 0
 """)
         # No `logfile`: PgBouncer logs to stderr, which _popen appends to
         # pgbouncer.log (a logfile would duplicate every line there).
