@@ -68,6 +68,7 @@ integration: build/asan/hdms-healthd build/hdms-healthd
 test: asan
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
+	./scripts/fuzz.sh 20
 	$(MAKE) --no-print-directory container-check
 
 # The Compose stack checked by a real Docker engine (needs root; when no
@@ -77,6 +78,10 @@ container-check:
 	./scripts/container-check.sh
 
 # Installs what is missing first (a fresh machine cannot build before that).
+# libFuzzer targets (test/fuzz/README.md), 60 s each.
+fuzz:
+	./scripts/fuzz.sh 60
+
 demo:
 	./scripts/demo.sh --install-only
 	$(MAKE) --no-print-directory all
@@ -92,7 +97,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c include/*.h test/unit/*.c
+	clang-format -i src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h
 
 check-format:
-	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c
+	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h

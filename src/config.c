@@ -518,7 +518,12 @@ static char *line_reader(char *str, int num, void *stream)
         const char *p = str;
         while (*p == ' ' || *p == '\t')
                 p++;
-        if (*p == '[') {
+        if (*p == '[' && p != str) {
+                /* inih reads an indented line as the previous value's continuation */
+                fail_at(ps, ps->line, NULL,
+                        "indented section header (an indented line continues the previous "
+                        "value)");
+        } else if (*p == '[') {
                 ps->header_line = ps->line;
                 const char *end = strchr(p, ']');
                 if (end != NULL) {
@@ -1056,14 +1061,39 @@ bool target_conf_equal(const struct target_conf *a, const struct target_conf *b)
 
 /* ---- printing ---- */
 
+/* One "key = value" line.  The compact "key=value" form is used where the
+ * spaced one would not read back the same: a value starting with ';' (an
+ * inline comment after a space) or a line over inih's 200 bytes. */
+static void print_kv(FILE *out, const char *key, const char *value)
+{
+        if (value[0] == ';' || strlen(key) + strlen(value) + 4 > 198)
+                fprintf(out, "%s=%s\n", key, value);
+        else
+                fprintf(out, "%s = %s\n", key, value);
+}
+
+/* The shortest decimal that parse_ratio() reads back as the same double. */
+static void format_ratio(char *buf, size_t len, double v)
+{
+        for (int prec = 0; prec <= 17; prec++) {
+                double back;
+                snprintf(buf, len, "%.*f", prec, v);
+                if (parse_ratio(buf, &back) == 0 && back == v)
+                        return;
+        }
+        snprintf(buf, len, "%.17f", v);
+}
+
 static void print_dur(FILE *out, const char *name, int64_t ms)
 {
+        char v[32];
         if (ms % 60000 == 0 && ms != 0)
-                fprintf(out, "%s = %lldm\n", name, (long long)(ms / 60000));
+                snprintf(v, sizeof(v), "%lldm", (long long)(ms / 60000));
         else if (ms % 1000 == 0 && ms != 0)
-                fprintf(out, "%s = %llds\n", name, (long long)(ms / 1000));
+                snprintf(v, sizeof(v), "%llds", (long long)(ms / 1000));
         else
-                fprintf(out, "%s = %lldms\n", name, (long long)ms);
+                snprintf(v, sizeof(v), "%lldms", (long long)ms);
+        print_kv(out, name, v);
 }
 
 static void print_key(FILE *out, const struct key *k, const struct config *cfg,
@@ -1071,17 +1101,18 @@ static void print_key(FILE *out, const struct key *k, const struct config *cfg,
 {
         const char *base = t != NULL ? (const char *)t : (const char *)cfg;
         const void *slot = base + k->off;
+        char buf[1024];
         switch (k->type) {
         case T_STR:
         case T_SSLMODE: {
                 const char *s = *(char *const *)slot;
                 if (s != NULL)
-                        fprintf(out, "%s = %s\n", k->name, s);
+                        print_kv(out, k->name, s);
                 break;
         }
         case T_SECRET:
                 if (*(char *const *)slot != NULL)
-                        fprintf(out, "%s = <redacted>\n", k->name);
+                        print_kv(out, k->name, "<redacted>");
                 break;
         case T_SECRET_FILE:
                 break;
@@ -1101,17 +1132,20 @@ static void print_key(FILE *out, const struct key *k, const struct config *cfg,
                 fprintf(out, "%s = %s\n", k->name, *(const bool *)slot ? "yes" : "no");
                 break;
         case T_RATIO:
-                fprintf(out, "%s = %g\n", k->name, *(const double *)slot);
+                format_ratio(buf, sizeof(buf), *(const double *)slot);
+                print_kv(out, k->name, buf);
                 break;
         case T_KIND:
                 fprintf(out, "%s = %s\n", k->name, target_kind_name(t->kind));
                 break;
         case T_QUEUES:
                 if (t->nqueues > 0) {
-                        fprintf(out, "%s = ", k->name);
-                        for (int i = 0; i < t->nqueues; i++)
-                                fprintf(out, "%s%s", i ? "," : "", t->queues[i]);
-                        fputc('\n', out);
+                        size_t n = 0;
+                        buf[0] = '\0';
+                        for (int i = 0; i < t->nqueues && n < sizeof(buf); i++)
+                                n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s",
+                                                      i ? "," : "", t->queues[i]);
+                        print_kv(out, k->name, buf);
                 }
                 break;
         case T_LISTEN:
