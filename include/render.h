@@ -11,10 +11,10 @@
 
 struct render_ctx {
         const char *version;
-        double now;      /* wall clock */
-        double uptime;   /* seconds since the daemon started */
-        bool detail;     /* false when a token is set: probes show no output text */
-        double mono;     /* monotonic now, for service-level reports */
+        double now;    /* wall clock */
+        double uptime; /* seconds since the daemon started */
+        bool detail;   /* false when a token is set: probes show no output text */
+        double mono;   /* monotonic now, for service-level reports */
         const struct hist *loop_lag;
         int64_t startup_target_ms;
         int64_t reconnect_target_ms;

@@ -21,11 +21,11 @@ struct hist {
         double max;
 };
 
-extern const double slo_latency_bounds[];  /* 0.001 .. 10 s, includes 0.05 */
+extern const double slo_latency_bounds[]; /* 0.001 .. 10 s, includes 0.05 */
 extern const int slo_latency_nbounds;
 extern const double slo_reconnect_bounds[]; /* 0.1 .. 30 s, includes 5 */
 extern const int slo_reconnect_nbounds;
-extern const double slo_lag_bounds[];       /* 0.0005 .. 1 s */
+extern const double slo_lag_bounds[]; /* 0.0005 .. 1 s */
 extern const int slo_lag_nbounds;
 
 void hist_init(struct hist *h, const double *bounds, int nbounds);

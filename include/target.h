@@ -23,7 +23,7 @@ struct target_view {
         const char *kind;
         const struct target_conf *conf;
         bool critical;
-        enum status status; /* after rise/fall; ST_UNKNOWN before the first result */
+        enum status status;               /* after rise/fall; ST_UNKNOWN before the first result */
         const struct probe_result *shown; /* the result behind `status` (NULL if unknown) */
         const struct probe_result *last;  /* the raw result of the last check (NULL if none) */
         double last_duration;             /* seconds the last check took */
@@ -31,8 +31,8 @@ struct target_view {
         double last_change;               /* wall clock of the last status change */
         double result_age;                /* seconds since the last result, or -1 */
         bool ever_passed;
-        double startup_seconds; /* daemon start to first pass, or -1 */
-        const char *last_outage;  /* "restart", "blip" or NULL */
+        double startup_seconds;  /* daemon start to first pass, or -1 */
+        const char *last_outage; /* "restart", "blip" or NULL */
         unsigned long checks, failures, transitions;
         const struct slo *slo; /* service levels: slo_report() */
 };

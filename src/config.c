@@ -38,8 +38,8 @@ struct key {
         const char *name;
         enum key_type type;
         size_t off;
-        long min, max; /* T_INT, T_LONG */
-        unsigned kinds;  /* target keys: kinds it applies to */
+        long min, max;  /* T_INT, T_LONG */
+        unsigned kinds; /* target keys: kinds it applies to */
 };
 
 #define D(f) offsetof(struct config, f)
@@ -363,7 +363,7 @@ static void target_init(struct target_conf *t, const char *name)
 {
         memset(t, 0, sizeof(*t));
         snprintf(t->name, sizeof(t->name), "%s", name);
-        t->kind = (enum target_kind)-1;
+        t->kind = (enum target_kind) - 1;
         t->port = 0;
         t->interval_ms = t->timeout_ms = t->retry_interval_ms = t->latency_target_ms = -1;
         t->rise = t->fall = -1;
@@ -425,11 +425,11 @@ struct parse_state {
         struct config *cfg;
         const char *file;
         FILE *fp;
-        int line;     /* the line the reader last handed out */
+        int line;        /* the line the reader last handed out */
         int header_line; /* the line of the last [section] header read */
-        bool in_section;  /* a [section] header was read */
-        int fail_line;    /* the line of the error in err */
-        int *dlines;      /* per daemon key, the line that set it */
+        bool in_section; /* a [section] header was read */
+        int fail_line;   /* the line of the error in err */
+        int *dlines;     /* per daemon key, the line that set it */
         bool too_long;
         char *err;
         size_t errlen;
@@ -628,8 +628,7 @@ static int load_file(struct config *cfg, const char *file, int *lines, int *dlin
         if (rc > 0 && (!ps->failed || rc < ps->fail_line)) {
                 ps->failed = false; /* the first bad line wins */
                 fail_at(ps, rc, NULL, "syntax error (expected [section], key = value or comment)");
-        }
-        else if (!ps->failed && rc != 0)
+        } else if (!ps->failed && rc != 0)
                 fail_at(ps, 0, NULL, "cannot parse (error %d)", rc);
         int ret = ps->failed ? -1 : ps->file_targets;
         free(ps);
@@ -694,8 +693,8 @@ static int env_port(char *const *envp, const char *name, int def, int *out, char
                 return 0;
         }
         if (parse_int_range(v, 1, 65535, &p) != 0) {
-                snprintf(err, errlen, "environment: %s: '%s' is not a port number (1-65535)",
-                         name, v);
+                snprintf(err, errlen, "environment: %s: '%s' is not a port number (1-65535)", name,
+                         v);
                 return -1;
         }
         *out = (int)p;
@@ -847,8 +846,8 @@ static int finish_targets(struct config *cfg, const char *file, const int *lines
                 if (why != NULL) {
                         char where[300];
                         if (lines != NULL && lines[i] > 0)
-                                snprintf(where, sizeof(where), "%s:%d: [target %s]", file,
-                                         lines[i], t->name);
+                                snprintf(where, sizeof(where), "%s:%d: [target %s]", file, lines[i],
+                                         t->name);
                         else
                                 snprintf(where, sizeof(where), "[target %s]", t->name);
                         snprintf(err, errlen, "%s %s: %s (interval %lldms, timeout %lldms)", where,
@@ -1150,8 +1149,7 @@ static void print_key(FILE *out, const struct key *k, const struct config *cfg,
                 break;
         case T_LISTEN:
                 if (strchr(cfg->listen_host, ':') != NULL)
-                        fprintf(out, "%s = [%s]:%d\n", k->name, cfg->listen_host,
-                                cfg->listen_port);
+                        fprintf(out, "%s = [%s]:%d\n", k->name, cfg->listen_host, cfg->listen_port);
                 else
                         fprintf(out, "%s = %s:%d\n", k->name, cfg->listen_host, cfg->listen_port);
                 break;

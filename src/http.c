@@ -292,8 +292,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                 }
                 if (!c->valid)
                         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
-                return send_body(conn, code_of(c->st), "application/health+json", c->body,
-                                 c->len);
+                return send_body(conn, code_of(c->st), "application/health+json", c->body, c->len);
         }
         case ROUTE_HEALTH_TARGET: {
                 int i = engine_find(h->eng, name);
@@ -314,8 +313,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                 if (wants_html(conn)) {
                         snapshot(h);
                         body = render_html(h->views, h->nviews, &rc);
-                        enum MHD_Result r = send_body(conn, code_of(render_aggregate(h->views, h->nviews)),
-                                                      "text/html; charset=utf-8", body, strlen(body));
+                        enum MHD_Result r =
+                            send_body(conn, code_of(render_aggregate(h->views, h->nviews)),
+                                      "text/html; charset=utf-8", body, strlen(body));
                         free(body);
                         return r;
                 }
@@ -409,11 +409,11 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
         unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
         h->mhd = MHD_start_daemon(
             flags, (uint16_t)cfg->listen_port, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
-            MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)cfg->http_memory_limit, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
+            mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory_limit,
+            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
         if (h->mhd == NULL) {
                 snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
                          cfg->listen_host, cfg->listen_port);

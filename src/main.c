@@ -124,8 +124,8 @@ static int run_daemon(struct daemon *d)
         event_add(d->sig_term, NULL);
         event_add(d->sig_int, NULL);
         event_add(d->sig_hup, NULL);
-        log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets",
-                HEALTHD_VERSION, d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
+        log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
+                d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
         event_base_dispatch(d->base);
         return 0;
 }
@@ -210,8 +210,8 @@ static int run_once(struct daemon *d, bool json)
 static int cmd_probe(int argc, char **argv)
 {
         char url[1024];
-        if (argc > 2 || (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
-                                       strcmp(argv[1], "--help") == 0))) {
+        if (argc > 2 ||
+            (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))) {
                 fprintf(argc > 2 ? stderr : stdout, "Usage: hdms-healthd probe [URL]\n");
                 return argc > 2 ? 2 : 0;
         }
@@ -306,8 +306,8 @@ static int cmd_probe(int argc, char **argv)
         for (;;) {
                 struct timespec now;
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                long left = 3000 - ((now.tv_sec - t0.tv_sec) * 1000 +
-                                    (now.tv_nsec - t0.tv_nsec) / 1000000);
+                long left =
+                    3000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
                 if (left <= 0) {
                         fprintf(stderr, "hdms-healthd probe: no answer within 3s\n");
                         break;
@@ -409,7 +409,7 @@ int main(int argc, char **argv)
         }
         if ((optind < argc && !once) || (json && !once) || (check && once)) {
                 fprintf(stderr, "hdms-healthd: %s\nTry 'hdms-healthd --help'.\n",
-                        json && !once ? "--json goes with --once"
+                        json && !once   ? "--json goes with --once"
                         : check && once ? "--check-config and --once exclude each other"
                                         : "unexpected argument");
                 return 2;

@@ -56,8 +56,8 @@ struct pg_probe {
         struct probe_result res;
         int pending; /* connections whose part of the check is not done */
         int admin_step;
-        bool paused; /* the admin console says the app database is paused */
-        bool broken; /* the check failed on the connection itself, not on its figures */
+        bool paused;         /* the admin console says the app database is paused */
+        bool broken;         /* the check failed on the connection itself, not on its figures */
         bool pooler_pending; /* the query through the pooler has not ended */
         bool admin_parked;   /* SHOW POOLS waits for it, so it does not count itself */
         /* postgres: bypass candidates seen in the previous check */
@@ -328,8 +328,7 @@ static void tab_from(struct tab *tb, const PGresult *r)
                 tb->names[j] = PQfname(r, j);
         for (int i = 0; i < rows; i++)
                 for (int j = 0; j < cols; j++)
-                        tb->cells[i * cols + j] =
-                            PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+                        tb->cells[i * cols + j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
         tb->t.nrows = rows;
         tb->t.ncols = cols;
         tb->t.names = tb->names;
@@ -404,11 +403,10 @@ static void fail_from(struct pg_probe *p, struct pgc *c, const char *doing)
         p->broken = true;
         const char *reason = classify(c->err, c->sqlstate);
         if (strcmp(reason, "auth_failed") == 0)
-                probe_result_worsen(&p->res, ST_FAIL, reason,
-                                    "authentication failed (%s %s): %s", doing, c->role, c->err);
+                probe_result_worsen(&p->res, ST_FAIL, reason, "authentication failed (%s %s): %s",
+                                    doing, c->role, c->err);
         else
-                probe_result_worsen(&p->res, ST_FAIL, reason, "%s %s: %s", doing, c->role,
-                                    c->err);
+                probe_result_worsen(&p->res, ST_FAIL, reason, "%s %s: %s", doing, c->role, c->err);
 }
 
 /* ---- check flow shared by both kinds ---- */
@@ -542,9 +540,9 @@ static void pg_query_done(struct pgc *c, bool ok)
 static void pg_run_query(struct pg_probe *p)
 {
         const struct target_conf *tc = conf(p);
-        char *app = tc->app_user != NULL ? PQescapeLiteral(p->main.conn, tc->app_user,
-                                                           strlen(tc->app_user))
-                                         : NULL;
+        char *app = tc->app_user != NULL
+                        ? PQescapeLiteral(p->main.conn, tc->app_user, strlen(tc->app_user))
+                        : NULL;
         char sql[2048];
         /* One Query message, one round trip.  SET LOCAL holds only for this
          * implicit transaction. */
@@ -645,11 +643,10 @@ static void admin_done(struct pgc *c, bool ok)
         if (!ok) {
                 /* the pooler may still serve; the admin side is a warning */
                 const char *reason = classify(c->err, c->sqlstate);
-                probe_result_worsen(&p->res, ST_WARN,
-                                    strcmp(reason, "auth_failed") == 0 ? "admin_auth_failed"
-                                                                       : "admin_unavailable",
-                                    "%s on the admin console: %s", admin_cmds[p->admin_step],
-                                    c->err);
+                probe_result_worsen(
+                    &p->res, ST_WARN,
+                    strcmp(reason, "auth_failed") == 0 ? "admin_auth_failed" : "admin_unavailable",
+                    "%s on the admin console: %s", admin_cmds[p->admin_step], c->err);
                 part_done(p);
                 return;
         }
@@ -689,9 +686,8 @@ static void admin_done(struct pgc *c, bool ok)
                 case 3: {
                         struct pgb_lists l;
                         char err[PGB_ERR_MAX];
-                        p->res.clients = pgb_parse_lists(&tb.t, &l, err, sizeof(err)) == 0
-                                             ? l.used_clients
-                                             : -1;
+                        p->res.clients =
+                            pgb_parse_lists(&tb.t, &l, err, sizeof(err)) == 0 ? l.used_clients : -1;
                         break;
                 }
                 case 4:
@@ -847,8 +843,7 @@ static void pp_start(void *vp, const char *addr)
         } else {
                 p->phase = "connecting";
                 pgc_close(&p->main);
-                pgc_connect(&p->main, p->addr, tc->dbname, tc->user, tc->password,
-                            main_connected);
+                pgc_connect(&p->main, p->addr, tc->dbname, tc->user, tc->password, main_connected);
         }
         if (!p->bouncer || !p->in_check)
                 return;

@@ -84,7 +84,7 @@ enum op {
         OP_CLIENTS,
 };
 
-static const char *const op_names[] = {"auth", "select", "info", "ping", "set",
+static const char *const op_names[] = {"auth", "select", "info", "ping",       "set",
                                        "get",  "del",    "llen", "client list"};
 
 #define MAX_STEPS (8 + MAX_QUEUES)
@@ -166,8 +166,8 @@ static void classify_error(struct redis_probe *p, const char *what, const char *
                  strncmp(msg, "OOM", 3) == 0)
                 reason = "write_refused";
         if (strcmp(reason, "auth_failed") == 0)
-                probe_result_worsen(&p->res, ST_FAIL, reason,
-                                    "authentication failed (%s): %s", what, msg);
+                probe_result_worsen(&p->res, ST_FAIL, reason, "authentication failed (%s): %s",
+                                    what, msg);
         else
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s failed: %s", what, msg);
 }
@@ -213,8 +213,8 @@ static void send_step(struct redis_probe *p)
                                         : "waiting for a reply";
         p->step_sent = mono_now();
         if (send_cmd(p, s) != REDIS_OK) {
-                probe_result_worsen(&p->res, ST_FAIL, "connection_lost",
-                                    "cannot send %s: %s", op_names[s->op],
+                probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "cannot send %s: %s",
+                                    op_names[s->op],
                                     p->ac->errstr[0] ? p->ac->errstr : "connection closing");
                 complete(p, false);
         }
@@ -252,8 +252,8 @@ static void judge_info(struct redis_probe *p)
         if (i->loading == 1)
                 probe_result_worsen(r, ST_FAIL, "loading", "the server is loading its data set");
         if (strcmp(i->role, "master") != 0 && i->role[0] != '\0')
-                probe_result_worsen(r, ST_WARN, "replica",
-                                    "the server is a %s: writes are refused", i->role);
+                probe_result_worsen(r, ST_WARN, "replica", "the server is a %s: writes are refused",
+                                    i->role);
         if (i->maxmemory > 0 && i->used_memory >= 0 &&
             (double)i->used_memory > (1.0 - c->headroom_warn) * (double)i->maxmemory)
                 probe_result_worsen(r, ST_WARN, "memory_headroom",
@@ -265,10 +265,8 @@ static void judge_info(struct redis_probe *p)
                 probe_result_worsen(r, ST_WARN, "clients_headroom", "%lld of maxclients %lld",
                                     (long long)i->connected_clients, (long long)i->maxclients);
         if (i->rdb_last_bgsave_status_ok == 0 || i->aof_last_write_status_ok == 0)
-                probe_result_worsen(r, ST_WARN, "persistence_failing",
-                                    "the last %s failed",
-                                    i->aof_last_write_status_ok == 0 ? "AOF write"
-                                                                     : "RDB save");
+                probe_result_worsen(r, ST_WARN, "persistence_failing", "the last %s failed",
+                                    i->aof_last_write_status_ok == 0 ? "AOF write" : "RDB save");
         if (c->nqueues > 0) {
                 /* the broker must not lose messages to eviction */
                 if (strncmp(i->maxmemory_policy, "allkeys-", 8) == 0)
@@ -338,8 +336,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                     redis_info_parse(reply->str, reply->len, &p->server->info) == 0) {
                         struct redis_server *sv = p->server;
                         long long ev = sv->info.evicted_keys;
-                        sv->evicted_delta =
-                            sv->prev_evicted >= 0 && ev >= sv->prev_evicted ? ev - sv->prev_evicted : 0;
+                        sv->evicted_delta = sv->prev_evicted >= 0 && ev >= sv->prev_evicted
+                                                ? ev - sv->prev_evicted
+                                                : 0;
                         sv->prev_evicted = ev;
                         sv->has = true;
                         sv->fetched = now;
@@ -377,8 +376,8 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                 if (reply->type == REDIS_REPLY_INTEGER) {
                         struct probe_result *r = &p->res;
                         if (r->nqueues < MAX_QUEUES) {
-                                snprintf(r->queues[r->nqueues].name,
-                                         sizeof(r->queues[0].name), "%s", c->queues[s->arg]);
+                                snprintf(r->queues[r->nqueues].name, sizeof(r->queues[0].name),
+                                         "%s", c->queues[s->arg]);
                                 r->queues[r->nqueues++].length = reply->integer;
                         }
                         if (reply->integer > c->queue_warn)
@@ -435,8 +434,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         p->ac = NULL;
         p->ready = false;
         char msg[200];
-        snprintf(msg, sizeof(msg), "connection closed by %s:%d: %s", conf(p)->host,
-                 conf(p)->port, ac->errstr[0] ? ac->errstr : "end of stream");
+        snprintf(msg, sizeof(msg), "connection closed by %s:%d: %s", conf(p)->host, conf(p)->port,
+                 ac->errstr[0] ? ac->errstr : "end of stream");
         if (p->in_check) {
                 probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "%s", msg);
                 complete(p, false);

@@ -83,8 +83,8 @@ static void sparkline(struct strbuf *b, const struct slo *slo)
                               "fill=\"%s\"/>",
                               x0 + step * (double)i - bw / 2, h + 2, bw, bar,
                               ok[i] ? "#2e9d4f" : "#d33c3c");
-        strbuf_printf(b, "<title>max %.2f ms over the last %zu checks</title></svg>",
-                      max * 1000.0, n);
+        strbuf_printf(b, "<title>max %.2f ms over the last %zu checks</title></svg>", max * 1000.0,
+                      n);
 }
 
 static const char *css =

@@ -91,16 +91,15 @@ static json_t *brief(const struct target_view *v, const struct render_ctx *c)
 char *render_ready_json(const struct target_view *v, size_t n, const struct render_ctx *c,
                         bool startup, enum status *st)
 {
-        enum status agg = startup ? (render_started(v, n) ? ST_PASS : ST_FAIL)
-                                  : render_aggregate(v, n);
+        enum status agg =
+            startup ? (render_started(v, n) ? ST_PASS : ST_FAIL) : render_aggregate(v, n);
         *st = agg;
         json_t *o = json_object();
         set_str(o, "status", status_name(agg));
         json_t *checks = json_object();
         size_t used = 64, more = 0;
         for (size_t i = 0; i < n; i++) {
-                bool show = startup ? (v[i].critical && !v[i].ever_passed)
-                                    : v[i].status != ST_PASS;
+                bool show = startup ? (v[i].critical && !v[i].ever_passed) : v[i].status != ST_PASS;
                 if (!show)
                         continue;
                 json_t *b = startup ? json_pack("{s:s,s:s}", "status", "fail", "reason",
@@ -187,12 +186,11 @@ static json_t *service_levels(const struct target_view *v, const struct render_c
         struct slo_report r;
         slo_report(v->slo, c->mono, &r);
         json_t *o = json_object();
-        json_object_set_new(
-            o, "startup",
-            json_pack("{s:o,s:f,s:o}", "seconds",
-                      num_or_null(r.started ? r.startup_seconds : -1), "targetSeconds",
-                      (double)c->startup_target_ms / 1000.0, "met",
-                      r.started ? json_boolean(r.startup_met) : json_null()));
+        json_object_set_new(o, "startup",
+                            json_pack("{s:o,s:f,s:o}", "seconds",
+                                      num_or_null(r.started ? r.startup_seconds : -1),
+                                      "targetSeconds", (double)c->startup_target_ms / 1000.0, "met",
+                                      r.started ? json_boolean(r.startup_met) : json_null()));
         json_object_set_new(
             o, "reconnect",
             json_pack("{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:f}", "lastSeconds",
@@ -303,18 +301,17 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
                 for (int k = 0; k < r->nqueues; k++)
                         add_measure(checks, t->name, "queueLength",
                                     measurement(t, r->queues[k].name,
-                                                r->queues[k].length > t->conf->queue_warn
-                                                    ? ST_WARN
-                                                    : ST_PASS,
+                                                r->queues[k].length > t->conf->queue_warn ? ST_WARN
+                                                                                          : ST_PASS,
                                                 (double)r->queues[k].length, "messages", true));
                 if (r->consumers >= 0)
                         add_measure(checks, t->name, "consumers",
                                     measurement(t, NULL, r->consumers > 0 ? ST_PASS : ST_WARN,
                                                 (double)r->consumers, "clients", true));
                 if (r->used_memory >= 0)
-                        add_measure(checks, t->name, "memory",
-                                    measurement(t, NULL, ST_PASS, (double)r->used_memory, "bytes",
-                                                true));
+                        add_measure(
+                            checks, t->name, "memory",
+                            measurement(t, NULL, ST_PASS, (double)r->used_memory, "bytes", true));
                 if (r->connected_clients >= 0)
                         add_measure(checks, t->name, "clients",
                                     measurement(t, NULL, ST_PASS, (double)r->connected_clients,
@@ -332,7 +329,8 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
                         snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database,
                                  r->pools[k].user);
                         add_measure(checks, t->name, "clientsWaiting",
-                                    measurement(t, comp, r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,
+                                    measurement(t, comp,
+                                                r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,
                                                 (double)r->pools[k].waiting, "clients", true));
                 }
         }

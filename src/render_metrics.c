@@ -113,7 +113,8 @@ static void pool_samples(struct strbuf *b, const struct target_view *v, const ch
         bool own = false;
         for (int k = 0; r != NULL && k < r->npools; k++) {
                 const struct pool_wait *p = &r->pools[k];
-                if (strcmp(p->database, v->conf->dbname) == 0 && strcmp(p->user, v->conf->user) == 0)
+                if (strcmp(p->database, v->conf->dbname) == 0 &&
+                    strcmp(p->user, v->conf->user) == 0)
                         own = true;
                 sample(b, name,
                        (const char *const[]){"target", v->name, "database", p->database, "user",
@@ -122,8 +123,8 @@ static void pool_samples(struct strbuf *b, const struct target_view *v, const ch
         }
         if (!own)
                 sample(b, name,
-                       (const char *const[]){"target", v->name, "database", v->conf->dbname,
-                                             "user", v->conf->user, NULL},
+                       (const char *const[]){"target", v->name, "database", v->conf->dbname, "user",
+                                             v->conf->user, NULL},
                        r == NULL || r->status == ST_FAIL ? NAN : 0);
 }
 
@@ -141,14 +142,19 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
         sample(&b, "build_info", (const char *const[]){"version", c->version, NULL}, 1);
 
 #define TK(i) (const char *const[]){"target", v[i].name, "kind", v[i].kind, NULL}
-#define T1(i) (const char *const[]){"target", v[i].name, NULL}
+#define T1(i)                                                                                      \
+        (const char *const[])                                                                      \
+        {                                                                                          \
+                "target", v[i].name, NULL                                                          \
+        }
 
         family(&b, "target_up", "gauge", "1 when the target is up after rise/fall, else 0.");
         for (size_t i = 0; i < n; i++)
                 sample(&b, "target_up", TK(i),
                        v[i].status == ST_PASS || v[i].status == ST_WARN ? 1 : 0);
 
-        family(&b, "target_status", "gauge", "1 for the target's current status, 0 for the others.");
+        family(&b, "target_status", "gauge",
+               "1 for the target's current status, 0 for the others.");
         static const enum status all[] = {ST_PASS, ST_WARN, ST_FAIL, ST_UNKNOWN};
         for (size_t i = 0; i < n; i++)
                 for (int k = 0; k < 4; k++)
@@ -157,15 +163,16 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                                      "status", status_name(all[k]), NULL},
                                v[i].status == all[k] ? 1 : 0);
 
-        family(&b, "check_success", "gauge", "1 when the last check passed (pass or warn), else 0.");
+        family(&b, "check_success", "gauge",
+               "1 when the last check passed (pass or warn), else 0.");
         for (size_t i = 0; i < n; i++)
                 sample(&b, "check_success", TK(i),
                        v[i].last != NULL && v[i].last->status != ST_FAIL ? 1 : 0);
 
         family(&b, "check_duration_seconds", "histogram", "Duration of each check.");
         for (size_t i = 0; i < n; i++)
-                histogram(&b, "check_duration_seconds", TK(i), rep[i].latency,
-                          slo_latency_bounds, slo_latency_nbounds);
+                histogram(&b, "check_duration_seconds", TK(i), rep[i].latency, slo_latency_bounds,
+                          slo_latency_nbounds);
 
         family(&b, "checks_total", "counter", "Checks run.");
         for (size_t i = 0; i < n; i++)
@@ -193,8 +200,7 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
         family(&b, "reconnects_over_target_total", "counter",
                "Outages whose reconnection took longer than the target.");
         for (size_t i = 0; i < n; i++)
-                sample(&b, "reconnects_over_target_total", TK(i),
-                       (double)rep[i].reconnects_missed);
+                sample(&b, "reconnects_over_target_total", TK(i), (double)rep[i].reconnects_missed);
 
         family(&b, "restarts_total", "counter",
                "Outages after which the server had restarted (new run_id or start time).");
@@ -224,7 +230,8 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
         for (size_t i = 0; i < n; i++)
                 sample(&b, "longest_outage_seconds", TK(i), rep[i].longest_outage);
 
-        family(&b, "result_age_seconds", "gauge", "Age of the target's last result (NaN before one).");
+        family(&b, "result_age_seconds", "gauge",
+               "Age of the target's last result (NaN before one).");
         for (size_t i = 0; i < n; i++)
                 sample(&b, "result_age_seconds", TK(i),
                        v[i].result_age >= 0 ? v[i].result_age : NAN);
@@ -242,7 +249,8 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                   slo_latency_nbounds);
         }
 
-        family(&b, "redis_queue_length", "gauge", "Messages in each broker queue (NaN before a result).");
+        family(&b, "redis_queue_length", "gauge",
+               "Messages in each broker queue (NaN before a result).");
         for (size_t i = 0; i < n; i++) {
                 if (strcmp(v[i].kind, "redis") != 0)
                         continue;

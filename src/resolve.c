@@ -73,9 +73,10 @@ static void on_addrinfo(int result, struct evutil_addrinfo *res, void *arg)
         struct resolve_req *q = arg;
         char buf[INET6_ADDRSTRLEN] = "";
         if (result == 0 && res != NULL) {
-                const void *a = res->ai_family == AF_INET6
-                                    ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                                    : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+                const void *a =
+                    res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
                 evutil_inet_ntop(res->ai_family, a, buf, sizeof(buf));
         }
         if (res != NULL)

@@ -79,7 +79,8 @@ static double wall_now(void)
 
 static struct timeval ms_tv(int64_t ms)
 {
-        struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+        struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+                             .tv_usec = (suseconds_t)(ms % 1000) * 1000};
         return tv;
 }
 
@@ -205,13 +206,13 @@ static bool reason_in(const char *reason, const char *const *set)
 static void blame_database(struct engine *e, struct probe_result *r)
 {
         /* the pooler's own problems: not explained by its database */
-        static const char *const own[] = {"auth_failed", "connect_refused", "connect_failed",
-                                          "dns_failed", "dns_timeout", "database_missing",
-                                          "protocol_error", NULL};
+        static const char *const own[] = {
+            "auth_failed", "connect_refused",  "connect_failed", "dns_failed",
+            "dns_timeout", "database_missing", "protocol_error", NULL};
         /* postgres failures that mean the database is unavailable */
         static const char *const down[] = {"connect_refused", "connect_failed", "connection_lost",
-                                           "timeout", "starting_up", "shutting_down",
-                                           "dns_failed", "dns_timeout", NULL};
+                                           "timeout",         "starting_up",    "shutting_down",
+                                           "dns_failed",      "dns_timeout",    NULL};
         if (reason_in(r->reason, own))
                 return;
         for (size_t i = 0; i < e->ntargets; i++) {
