@@ -315,7 +315,7 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                                why != NULL ? why->output : NULL, t->last_duration, outage);
         }
 
-        if (c->kind == KIND_POSTGRES && !ok)
+        if (c->kind == KIND_POSTGRES && !ok && !e->once)
                 recheck_pgbouncers(e);
 
         if (e->once) {

@@ -29,6 +29,8 @@ import csv
 import ctypes
 import glob
 import io
+import ipaddress
+import itertools
 import json
 import os
 import pwd
@@ -248,6 +250,7 @@ class Stack:
         self.redis_password = redis_password
         self.pg_max_connections = pg_max_connections
         self.pg_template = pg_template
+        self.passwords = dict(PASSWORDS)  # per stack: set_password() changes them
         self.pgdata = os.path.join(self.dir, 'pgdata')
         self.sockdir = os.path.join(self.dir, 'sock')
         self.pgb_dir = os.path.join(self.dir, 'pgbouncer')
@@ -307,13 +310,13 @@ class Stack:
         env = {
             'POSTGRES_HOST': '127.0.0.1', 'POSTGRES_PORT': str(self.pg_port),
             'POSTGRES_DB': 'hdms', 'POSTGRES_USER': 'hdms',
-            'POSTGRES_PASSWORD': PASSWORDS['hdms'],
+            'POSTGRES_PASSWORD': self.passwords['hdms'],
             'HEALTHD_PG_USER': 'healthd',
-            'HEALTHD_PG_PASSWORD': PASSWORDS['healthd'],
+            'HEALTHD_PG_PASSWORD': self.passwords['healthd'],
             'HEALTHD_APP_USER': 'hdms',
             'PGBOUNCER_HOST': '127.0.0.1', 'PGBOUNCER_PORT': str(self.pgb_port),
             'PGBOUNCER_ADMIN_USER': PGB_ADMIN,
-            'PGBOUNCER_ADMIN_PASSWORD': PASSWORDS[PGB_ADMIN],
+            'PGBOUNCER_ADMIN_PASSWORD': self.passwords[PGB_ADMIN],
             'REDIS_HOST': '127.0.0.1', 'REDIS_PORT': str(self.redis_port),
         }
         if self.redis_password is not None:
@@ -326,7 +329,7 @@ class Stack:
                 'ports': {'postgres': self.pg_port, 'pgbouncer': self.pgb_port,
                           'redis': self.redis_port},
                 'pgdata': self.pgdata, 'socket_dir': self.sockdir,
-                'passwords': PASSWORDS}
+                'passwords': dict(self.passwords)}
 
     # ----- processes
 
@@ -570,7 +573,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
         """Run SQL over TCP with SCRAM (PGPASSWORD), by default through
         PgBouncer. Returns stdout (-At), or a list of dicts with csv_rows."""
         port = port or self.pgb_port
-        password = PASSWORDS.get(user, '') if password is None else password
+        password = self.passwords.get(user, '') if password is None else password
         fmt = ['--csv'] if csv_rows else ['-At']
         out = _run([os.path.join(self.bindir, 'psql'), '-X', '-q', *fmt,
                     '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', str(port),
@@ -586,7 +589,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
         stderr piped, both text); the caller ends it (terminate/kill) and
         waits for it."""
         port = port or self.pgb_port
-        password = PASSWORDS.get(user, '') if password is None else password
+        password = self.passwords.get(user, '') if password is None else password
         argv = [os.path.join(self.bindir, 'psql'), '-X', '-q', '-At',
                 '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', str(port),
                 '-U', user, '-d', db]
@@ -607,7 +610,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
             return
         self._mkdirs()
         users = os.path.join(self.pgb_dir, 'userlist.txt')
-        self._write(users, ''.join(f'"{u}" "{p}"\n' for u, p in PASSWORDS.items()))
+        self._write(users, self._userlist())
         ini = os.path.join(self.pgb_dir, 'pgbouncer.ini')
         db = f'host=127.0.0.1 port={self.pg_port}'
         self._write(ini, f"""\
@@ -637,6 +640,9 @@ log_stats = 0
         # pgbouncer.log (a logfile would duplicate every line there).
         self._popen('pgbouncer', [_tool('pgbouncer'), ini])
 
+    def _userlist(self):
+        return ''.join(f'"{u}" "{p}"\n' for u, p in self.passwords.items())
+
     def _pgb_ready(self):
         return self._logged('pgbouncer', b'process up:')
 
@@ -654,6 +660,24 @@ log_stats = 0
         """`SHOW what` on the console as a list of dicts (column -> text)."""
         return self.psql_tcp(f'SHOW {what}', user=PGB_ADMIN, db='pgbouncer',
                              csv_rows=True)
+
+    def set_password(self, user, password):
+        """Give a PostgreSQL role a new password (ALTER ROLE over the unix
+        socket) and PgBouncer's auth_file the same one (RELOADed when
+        PgBouncer runs), so that both accept it from now on; sessions
+        already logged in stay. Later psql_tcp()/pgb_admin() calls of this
+        stack use the new password. The role must exist (PASSWORDS)."""
+        if "'" in password or '"' in password:
+            raise ValueError('no quotes in test passwords')
+        if user != PGB_ADMIN and self.alive('pg'):
+            self.psql(f"ALTER ROLE \"{user}\" PASSWORD '{password}'", db='postgres')
+        admin_pw = self.passwords[PGB_ADMIN]  # what PgBouncer knows until RELOAD
+        self.passwords[user] = password
+        users = os.path.join(self.pgb_dir, 'userlist.txt')
+        if os.path.exists(users):
+            self._write(users, self._userlist())
+            if self.alive('pgbouncer'):
+                self.psql_tcp('RELOAD', user=PGB_ADMIN, db='pgbouncer', password=admin_pw)
 
     # ----- Redis
 
@@ -718,6 +742,107 @@ logfile ""
 
     def stop_redis(self):
         self._stop('redis', signal.SIGTERM)
+
+    def set_redis_password(self, password):
+        """CONFIG SET requirepass on the running Redis (None: no password);
+        redis_raw()/redis_cli() and later restarts use the new one."""
+        self.redis_raw('CONFIG', 'SET', 'requirepass', password or '')
+        self.redis_password = password
+
+    # ----- network faults
+
+    def drop_packets(self, server):
+        """A PacketDrop (not yet started) for `server`'s port on 127.0.0.1."""
+        port = {'pg': self.pg_port, 'pgbouncer': self.pgb_port,
+                'redis': self.redis_port}[server]
+        return PacketDrop(port)
+
+
+_DROPS = []
+_drop_ids = itertools.count(1)
+
+
+class PacketDrop:
+    """Silently drop every TCP packet to and from a loopback address and
+    port, in both directions, for new and established connections alike: a
+    black-holed address, built with iptables (nf_tables or legacy) on this
+    machine only. Needs root (CAP_NET_ADMIN); `PacketDrop.unavailable()`
+    says why not otherwise.
+
+    The rules live in a chain of their own (HDMS-DROP-<pid>-<n>), jumped to
+    from the top of INPUT for the loopback interface only, so they touch
+    nothing but that address and port and go away completely with stop()
+    (idempotent; also run at exit). Use as a context manager, or call
+    start() and stop(). Dropping on the way in (INPUT) is enough on
+    loopback: every packet between two local sockets passes it once.
+    """
+
+    def __init__(self, port, host='127.0.0.1'):
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f'{host}: PacketDrop only drops loopback addresses')
+        self.host, self.port = host, int(port)
+        self.chain = f'HDMS-DROP-{os.getpid()}-{next(_drop_ids)}'
+        self.active = False
+
+    @staticmethod
+    def _ipt(*args, check=True):
+        return subprocess.run([_tool('iptables'), '-w', '10', *args], check=check,
+                              capture_output=True, text=True, timeout=30)
+
+    @staticmethod
+    def unavailable():
+        """None when PacketDrop works here, else why not (for pytest.skip)."""
+        if os.geteuid() != 0:
+            return 'dropping packets needs root (iptables)'
+        try:
+            _tool('iptables')
+        except RuntimeError as e:
+            return str(e)
+        r = PacketDrop._ipt('-S', 'INPUT', check=False)
+        if r.returncode != 0:
+            return f'iptables does not work here: {r.stderr.strip()}'
+        return None
+
+    def start(self):
+        if self.active:
+            return self
+        dport = ['-p', 'tcp', '-d', self.host, '--dport', str(self.port)]
+        sport = ['-p', 'tcp', '-s', self.host, '--sport', str(self.port)]
+        self._ipt('-N', self.chain)
+        self.active = True
+        _DROPS.append(self)
+        try:
+            self._ipt('-A', self.chain, *dport, '-j', 'DROP')
+            self._ipt('-A', self.chain, *sport, '-j', 'DROP')
+            self._ipt('-I', 'INPUT', '1', '-i', 'lo', '-j', self.chain)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if not self.active:
+            return
+        while self._ipt('-D', 'INPUT', '-i', 'lo', '-j', self.chain,
+                        check=False).returncode == 0:
+            pass
+        self._ipt('-F', self.chain, check=False)
+        self._ipt('-X', self.chain, check=False)
+        self.active = False
+        if self in _DROPS:
+            _DROPS.remove(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@atexit.register
+def _cleanup_drops():
+    for drop in list(_DROPS):
+        drop.stop()
 
 
 def _template_pgdata():
