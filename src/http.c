@@ -255,14 +255,31 @@ static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
         return send_json(conn, MHD_HTTP_OK, "{\"status\":\"pass\"}");
 }
 
+static bool keep_alive_wanted(struct MHD_Connection *conn, const char *version)
+{
+        if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
+                return false;
+        const char *c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+        return c == NULL || strcasestr(c, "close") == NULL;
+}
+
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
         struct http *h = cls;
-        (void)version;
+        static int seen;
         (void)upload_data;
-        (void)con_cls;
+        /* GET and HEAD are answered on the second call: a response queued on
+         * the first (headers only) makes MHD close the connection, so every
+         * probe and scrape would need a new one.  A client that does not
+         * keep the connection (HTTP/1.0, "Connection: close") is answered at
+         * once, so one that half-closes after its request still gets it. */
+        bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (get && *con_cls == NULL && keep_alive_wanted(conn, version)) {
+                *con_cls = &seen;
+                return MHD_YES;
+        }
         *upload_data_size = 0;
 
         char name[TARGET_NAME_MAX];
@@ -345,6 +362,40 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
 }
 
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Percent-decoding of the path and the query for MHD, as its own but for
+ * "%00": that stays as it is, so "/readyz%00junk" is an unknown path (404)
+ * instead of "/readyz" cut short by the NUL. Returns the new length. */
+static size_t unescape_no_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+        (void)cls;
+        (void)conn;
+        char *w = s;
+        const char *r = s;
+        while (*r != '\0') {
+                int hi = r[0] == '%' ? hex_digit(r[1]) : -1;
+                int lo = hi >= 0 ? hex_digit(r[2]) : -1;
+                if (lo >= 0 && hi * 16 + lo != 0) {
+                        *w++ = (char)(hi * 16 + lo);
+                        r += 3;
+                } else {
+                        *w++ = *r++;
+                }
+        }
+        *w = '\0';
+        return (size_t)(w - s);
+}
+
 /* ---- MHD inside the libevent loop ---- */
 
 static void rearm(struct http *h)
@@ -359,12 +410,32 @@ static void rearm(struct http *h)
         }
 }
 
+static unsigned connections(struct http *h)
+{
+        const union MHD_DaemonInfo *i =
+            MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return i != NULL ? i->num_connections : 0;
+}
+
+/* MHD takes its listen socket out of its epoll set while at the connection
+ * limit and puts it back only at the start of the next MHD_run. When a run
+ * closes connections, run again at once: otherwise a connection waiting in
+ * the backlog (and, once every connection is gone and MHD_get_timeout says
+ * MHD_NO, every new one) is never accepted. */
 static void on_mhd(evutil_socket_t fd, short what, void *arg)
 {
         struct http *h = arg;
         (void)fd;
         (void)what;
+        unsigned before = connections(h);
         MHD_run(h->mhd);
+        for (int i = 0; i < 8; i++) {
+                unsigned after = connections(h);
+                if (after >= before)
+                        break;
+                before = after;
+                MHD_run(h->mhd);
+        }
         rearm(h);
 }
 
@@ -413,7 +484,8 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory_limit,
-            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
+            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_UNESCAPE_CALLBACK,
+            unescape_no_nul, NULL, MHD_OPTION_END);
         if (h->mhd == NULL) {
                 snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
                          cfg->listen_host, cfg->listen_port);

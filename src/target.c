@@ -169,6 +169,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void schedule(struct target *t, int64_t ms)
 {
         struct timeval tv = ms_tv(ms);
+        event_base_update_cache_time(t->eng->base); /* count from now, see run_check */
         evtimer_add(t->timer, &tv);
 }
 
@@ -403,6 +404,9 @@ static void run_check(struct target *t)
         t->in_flight = true;
         t->started = mono_now();
         evtimer_del(t->timer);
+        /* libevent adds a timeout to the time cached when this loop iteration
+         * began; after slow callbacks that would cut the deadline short. */
+        event_base_update_cache_time(t->eng->base);
         struct timeval tv = ms_tv(c->timeout_ms);
         evtimer_add(t->deadline, &tv);
         if (t->ops->connected(t->probe)) {
