@@ -259,7 +259,8 @@ static bool keep_alive_wanted(struct MHD_Connection *conn, const char *version)
 {
         if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
                 return false;
-        const char *c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+        const char *c =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
         return c == NULL || strcasestr(c, "close") == NULL;
 }
 

@@ -60,6 +60,7 @@ struct pg_probe {
         bool broken;         /* the check failed on the connection itself, not on its figures */
         bool pooler_pending; /* the query through the pooler has not ended */
         bool admin_parked;   /* SHOW POOLS waits for it, so it does not count itself */
+        bool admin_deferred; /* the admin login waits for the pooler's (one login at a time) */
         /* postgres: bypass candidates seen in the previous check */
         int *prev_pids;
         size_t nprev;
@@ -114,6 +115,13 @@ static void pgc_set_error(struct pgc *c, const char *msg)
 }
 
 static void pgc_io(evutil_socket_t fd, short what, void *arg);
+
+/* Idle and still good: libpq marks a connection bad (and drops its socket)
+ * on a protocol violation even when the query's callback has run. */
+static bool pgc_usable(const struct pgc *c)
+{
+        return c->st == PGC_IDLE && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
+}
 
 /* Waits for `what` on the current socket, one shot (or persistent while idle). */
 static void pgc_wait(struct pgc *c, short what)
@@ -351,6 +359,19 @@ static const char *classify(const char *msg, const char *sqlstate)
                 const char *reason;
         } table[] = {
             {"Connection refused", "connect_refused"},
+            /* libpq's words for an answer that is not PostgreSQL's protocol */
+            {"invalid response to SSL negotiation", "protocol_error"},
+            {"invalid response to GSSAPI negotiation", "protocol_error"},
+            {"expected authentication request from server", "protocol_error"},
+            {"unexpected message from server", "protocol_error"},
+            {"unexpected response from server", "protocol_error"},
+            {"lost synchronization with server", "protocol_error"},
+            {"message contents do not agree with length", "protocol_error"},
+            {"arrived from server while idle", "protocol_error"},
+            {"invalid message format", "protocol_error"},
+            {"insufficient data in", "protocol_error"},
+            {"extraneous data in", "protocol_error"},
+            {"without prior row description", "protocol_error"},
             {"password authentication failed", "auth_failed"},
             {"SASL authentication failed", "auth_failed"},
             {"no password supplied", "auth_failed"},
@@ -418,10 +439,14 @@ static void part_done(struct pg_probe *p)
         p->in_check = false;
         p->phase = "idle";
         if (p->res.status == ST_FAIL && p->broken) {
-                /* start clean next time: a failed session may be unusable */
+                /* start clean next time: a failed session may be unusable.
+                 * The admin console's connection, if it is still open, did
+                 * its part: keep it (every new login costs a SCRAM
+                 * exchange, a few ms of CPU in the loop). */
                 pgc_close(&p->main);
-                pgc_close(&p->admin);
         }
+        if (p->admin.st != PGC_CLOSED && !pgc_usable(&p->admin))
+                pgc_close(&p->admin);
         struct probe_result r = p->res;
         probe_done(p->env->target, &r);
 }
@@ -766,9 +791,28 @@ static void pooler_run_query(struct pg_probe *p)
 
 /* ---- both kinds ---- */
 
+static void admin_start(struct pg_probe *p)
+{
+        const struct target_conf *tc = conf(p);
+        if (pgc_usable(&p->admin)) {
+                admin_connected(&p->admin, true);
+                return;
+        }
+        pgc_close(&p->admin);
+        pgc_connect(&p->admin, p->addr, "pgbouncer", tc->admin_user, tc->admin_password,
+                    admin_connected);
+}
+
 static void main_connected(struct pgc *c, bool ok)
 {
         struct pg_probe *p = c->owner;
+        if (p->admin_deferred && p->in_check) {
+                /* the pooler's login is over: now the admin console's */
+                p->admin_deferred = false;
+                admin_start(p);
+                if (!p->in_check)
+                        return;
+        }
         if (!ok) {
                 fail_from(p, c, "cannot connect to");
                 part_done(p);
@@ -832,10 +876,11 @@ static void pp_start(void *vp, const char *addr)
         p->broken = false;
         p->pooler_pending = p->bouncer;
         p->admin_parked = false;
+        p->admin_deferred = false;
         if (addr != NULL)
                 snprintf(p->addr, sizeof(p->addr), "%s", addr);
         p->pending = p->bouncer ? 2 : 1;
-        if (p->main.st == PGC_IDLE) {
+        if (pgc_usable(&p->main)) {
                 if (p->bouncer)
                         pooler_run_query(p);
                 else
@@ -847,13 +892,13 @@ static void pp_start(void *vp, const char *addr)
         }
         if (!p->bouncer || !p->in_check)
                 return;
-        if (p->admin.st == PGC_IDLE)
-                admin_connected(&p->admin, true);
-        else {
-                pgc_close(&p->admin);
-                pgc_connect(&p->admin, p->addr, "pgbouncer", tc->admin_user, tc->admin_password,
-                            admin_connected);
+        if (!pgc_usable(&p->admin) && p->main.st == PGC_CONNECTING) {
+                /* two SCRAM logins in the same loop turn would hold the loop
+                 * twice as long: the admin console logs in after the pooler */
+                p->admin_deferred = true;
+                return;
         }
+        admin_start(p);
 }
 
 static bool pp_connected(void *vp)
@@ -877,14 +922,30 @@ static const char *pp_timeout_reason(void *vp)
         return p->bouncer && p->paused ? "pooler_paused" : "timeout";
 }
 
-static void pp_abort(void *vp)
+static void pp_close_all(struct pg_probe *p)
 {
-        struct pg_probe *p = vp;
         p->in_check = false;
         p->phase = "idle";
+        p->admin_deferred = false;
         p->main.cb = p->admin.cb = NULL;
         pgc_close(&p->main);
         pgc_close(&p->admin);
+}
+
+/* The deadline: the check's connections are closed, except an admin
+ * console connection that is idle (its part done, or parked until the
+ * pooler answers): it works, and keeping it saves a login per retry. */
+static void pp_abort(void *vp)
+{
+        struct pg_probe *p = vp;
+        bool keep_admin = p->bouncer && pgc_usable(&p->admin);
+        p->in_check = false;
+        p->phase = "idle";
+        p->admin_deferred = false;
+        p->main.cb = p->admin.cb = NULL;
+        pgc_close(&p->main);
+        if (!keep_admin)
+                pgc_close(&p->admin);
 }
 
 static void pp_destroy(void *vp)
@@ -892,7 +953,7 @@ static void pp_destroy(void *vp)
         struct pg_probe *p = vp;
         if (p == NULL)
                 return;
-        pp_abort(p);
+        pp_close_all(p);
         for (struct pg_probe **pp = &bouncers; *pp != NULL; pp = &(*pp)->next_bouncer)
                 if (*pp == p) {
                         *pp = p->next_bouncer;

@@ -306,13 +306,17 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
         const struct target_conf *c = conf(p);
 
         if (reply == NULL) {
-                /* hiredis is tearing the connection down */
+                /* hiredis is tearing the connection down: the peer closed it,
+                 * or what it sent is not RESP (hiredis gives up on the
+                 * connection with REDIS_ERR_PROTOCOL) */
+                bool garbage = ac->err == REDIS_ERR_PROTOCOL;
                 p->ac = NULL;
                 ac->data = NULL;
                 p->ready = false;
-                probe_result_worsen(&p->res, ST_FAIL, "connection_lost",
-                                    "connection lost during %s: %s", op_names[s->op],
-                                    ac->errstr[0] ? ac->errstr : "closed by the server");
+                probe_result_worsen(
+                    &p->res, ST_FAIL, garbage ? "protocol_error" : "connection_lost",
+                    garbage ? "not a Redis answer to %s: %s" : "connection lost during %s: %s",
+                    op_names[s->op], ac->errstr[0] ? ac->errstr : "closed by the server");
                 complete(p, false);
                 return;
         }
@@ -433,14 +437,17 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         p->ac->data = NULL;
         p->ac = NULL;
         p->ready = false;
+        bool garbage = ac->err == REDIS_ERR_PROTOCOL;
+        const char *reason = garbage ? "protocol_error" : "connection_lost";
         char msg[200];
-        snprintf(msg, sizeof(msg), "connection closed by %s:%d: %s", conf(p)->host, conf(p)->port,
-                 ac->errstr[0] ? ac->errstr : "end of stream");
+        snprintf(msg, sizeof(msg), "%s %s:%d: %s",
+                 garbage ? "not a Redis answer from" : "connection closed by", conf(p)->host,
+                 conf(p)->port, ac->errstr[0] ? ac->errstr : "end of stream");
         if (p->in_check) {
-                probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "%s", msg);
+                probe_result_worsen(&p->res, ST_FAIL, reason, "%s", msg);
                 complete(p, false);
         } else {
-                probe_lost(p->env->target, "connection_lost", msg);
+                probe_lost(p->env->target, reason, msg);
         }
 }
 
