@@ -922,23 +922,10 @@ static const char *pp_timeout_reason(void *vp)
         return p->bouncer && p->paused ? "pooler_paused" : "timeout";
 }
 
-static void pp_close_all(struct pg_probe *p)
+/* Ends the check in flight without a callback and closes its connections;
+ * `keep_admin` keeps an idle, working admin console connection. */
+static void pp_close_all(struct pg_probe *p, bool keep_admin)
 {
-        p->in_check = false;
-        p->phase = "idle";
-        p->admin_deferred = false;
-        p->main.cb = p->admin.cb = NULL;
-        pgc_close(&p->main);
-        pgc_close(&p->admin);
-}
-
-/* The deadline: the check's connections are closed, except an admin
- * console connection that is idle (its part done, or parked until the
- * pooler answers): it works, and keeping it saves a login per retry. */
-static void pp_abort(void *vp)
-{
-        struct pg_probe *p = vp;
-        bool keep_admin = p->bouncer && pgc_usable(&p->admin);
         p->in_check = false;
         p->phase = "idle";
         p->admin_deferred = false;
@@ -948,12 +935,21 @@ static void pp_abort(void *vp)
                 pgc_close(&p->admin);
 }
 
+/* The deadline: the check's connections are closed, except an admin
+ * console connection that is idle (its part done, or parked until the
+ * pooler answers): it works, and keeping it saves a login per retry. */
+static void pp_abort(void *vp)
+{
+        struct pg_probe *p = vp;
+        pp_close_all(p, p->bouncer && pgc_usable(&p->admin));
+}
+
 static void pp_destroy(void *vp)
 {
         struct pg_probe *p = vp;
         if (p == NULL)
                 return;
-        pp_close_all(p);
+        pp_close_all(p, false);
         for (struct pg_probe **pp = &bouncers; *pp != NULL; pp = &(*pp)->next_bouncer)
                 if (*pp == p) {
                         *pp = p->next_bouncer;
