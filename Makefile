@@ -32,7 +32,7 @@ ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o)
 ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=build/asan/%)
 
-.PHONY: all asan unit test integration container-check fuzz demo install clean format check-format
+.PHONY: all asan unit test integration container-check fuzz bench demo install clean format check-format
 
 all: build/hdms-healthd
 
@@ -78,6 +78,12 @@ container-check:
 	./scripts/container-check.sh
 
 # Installs what is missing first (a fresh machine cannot build before that).
+# Figures, not tests: footprint, cost per check, HTTP, detection, scale, on
+# the release build against a local stack; writes docs/performance.md and
+# docs/performance.png.  BENCH_QUICK=1 for a shorter run.
+bench: all
+	/usr/bin/python3 bench/run.py
+
 # libFuzzer targets (test/fuzz/README.md), 60 s each.
 fuzz:
 	./scripts/fuzz.sh 60
