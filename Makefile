@@ -77,7 +77,6 @@ test: asan
 container-check:
 	./scripts/container-check.sh
 
-# Installs what is missing first (a fresh machine cannot build before that).
 # Figures, not tests: footprint, cost per check, HTTP, detection, scale, on
 # the release build against a local stack; writes docs/performance.md and
 # docs/performance.png.  BENCH_QUICK=1 for a shorter run.
@@ -88,6 +87,7 @@ bench: all
 fuzz:
 	./scripts/fuzz.sh 60
 
+# Installs what is missing first (a fresh machine cannot build before that).
 demo:
 	./scripts/demo.sh --install-only
 	$(MAKE) --no-print-directory all

@@ -112,6 +112,11 @@ def verdict(s, test):
     return '**missed**'
 
 
+def short_verdict(s, test):
+    v = verdict(s, test).replace('**', '')
+    return 'met in the median' if v.startswith('met (') else v
+
+
 def _machine(m):
     if not m:
         return ''
@@ -134,6 +139,9 @@ def render(r, baseline=None):
       f'Linux {meta.get("kernel")}; load average {meta.get("loadavg_start", ["?"])[0]} at the '
       f'start, {meta.get("loadavg_end", ["?"])[0]} at the end (other work was running: each '
       'section notes how busy the machine was).')
+    if meta.get('note'):
+        w('')
+        w(f'Note: {meta["note"]}.')
     v = meta.get('versions', {})
     w('')
     w(f'Servers: {v.get("postgres")}, {v.get("pgbouncer")}, {v.get("redis")}; tools: '
@@ -159,7 +167,7 @@ def render(r, baseline=None):
 
     f = r.get('footprint')
     if f:
-        w(f'### 1. Footprint (idle, five default targets at 1 s, timeout 500 ms)')
+        w('### 1. Footprint (idle, five default targets at 1 s, timeout 500 ms)')
         w('')
         w(f'{len(f["runs"])} daemons side by side, {f["seconds"]} s each, from 5 s after every '
           f'target came up (read from the daemon\'s log: no HTTP request before the window); '
@@ -212,8 +220,8 @@ def render(r, baseline=None):
             for kind in ('redis', 'pgbouncer'):
                 top = _get(cg, 'top', kind)
                 if top:
-                    w(f'Where the instructions of the {kind} daemon\'s window go (self cost, '
-                      f'first run):')
+                    w(f'Where the instructions of the {kind} daemon\'s window go (inclusive '
+                      f'cost, first run; the loop\'s own frames left out):')
                     w('')
                     w('| function | object | share |')
                     w('|---|---|---|')
@@ -232,10 +240,10 @@ def render(r, baseline=None):
           f'it), once the daemon has closed wrk\'s connections, against the idle figure'
           + (f'; after all the rounds {h["rss_growth_all_kib"]:+d} KiB '
              f'(anonymous {h["anon_growth_all_kib"]:+d})' if 'rss_growth_all_kib' in h else '')
-          + '. ' + (f'"Reference" is bench/ref_server.c, a trivial libmicrohttpd server driven '
-                    f'from a libevent loop the way the daemon drives its own (same options, a '
-                    f'fixed 29-byte body), measured in the same rounds: what this machine gives '
-                    f'at that moment. ' if ref else '')
+          + '. ' + ('"Reference" is bench/ref_server.c, a trivial libmicrohttpd server driven '
+                    'from a libevent loop the way the daemon drives its own (same options, a '
+                    'fixed 29-byte body), measured in the same rounds: what this machine gives '
+                    'at that moment. ' if ref else '')
           + f'{_machine(h.get("machine"))} (wrk and the daemon included).')
         w('')
         w('| endpoint | body | req/s | p50 | p99 | CPU per request | daemon CPU | RSS growth | peak RSS during load | errors |')
@@ -336,8 +344,8 @@ def render(r, baseline=None):
         w('| goal | target | before | after |')
         w('|---|---|---|---|')
         for (label, goal, s0, test, unit, digits), (_, _, s1, _, _, _) in zip(goals(baseline), goals(r)):
-            w(f'| {label} | {goal} | {ms(s0, digits, unit)} ({verdict(s0, test).replace("**", "")}) | '
-              f'{ms(s1, digits, unit)} ({verdict(s1, test).replace("**", "")}) |')
+            w(f'| {label} | {goal} | {ms(s0, digits, unit)}: {short_verdict(s0, test)} | '
+              f'{ms(s1, digits, unit)}: {short_verdict(s1, test)} |')
         w('')
     w('![Benchmark chart](performance.png)')
     return '\n'.join(out)
