@@ -5,6 +5,7 @@
 #include "strbuf.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,19 +16,18 @@ static void family(struct strbuf *b, const char *name, const char *type, const c
         strbuf_printf(b, "# HELP " P "%s %s\n# TYPE " P "%s %s\n", name, help, name, type);
 }
 
-/* A label value, escaped as the format requires. */
+/* A label value, escaped as the format requires; plain runs are copied whole. */
 static void label_value(struct strbuf *b, const char *s)
 {
         strbuf_putc(b, '"');
-        for (; *s != '\0'; s++) {
-                if (*s == '\\')
-                        strbuf_puts(b, "\\\\");
-                else if (*s == '"')
-                        strbuf_puts(b, "\\\"");
-                else if (*s == '\n')
-                        strbuf_puts(b, "\\n");
-                else
-                        strbuf_putc(b, *s);
+        for (;;) {
+                size_t run = strcspn(s, "\\\"\n");
+                strbuf_put(b, s, run);
+                s += run;
+                if (*s == '\0')
+                        break;
+                strbuf_put(b, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n", 2);
+                s++;
         }
         strbuf_putc(b, '"');
 }
@@ -39,53 +39,95 @@ static void labels(struct strbuf *b, const char *const *kv)
                 return;
         strbuf_putc(b, '{');
         for (int i = 0; kv[i] != NULL; i += 2) {
-                strbuf_printf(b, "%s%s=", i ? "," : "", kv[i]);
+                if (i)
+                        strbuf_putc(b, ',');
+                strbuf_puts(b, kv[i]);
+                strbuf_putc(b, '=');
                 label_value(b, kv[i + 1]);
         }
         strbuf_putc(b, '}');
 }
 
+/* Whole numbers (counters, bucket counts, 0/1 gauges: most samples) are
+ * written digit by digit; printf's floating-point path is 10x slower. Up to
+ * 2^53 every integer is exact in a double, and "%.9g" prints the same digits
+ * below 1e9 (above, it rounds to 9 digits; this prints them all). */
 static void value(struct strbuf *b, double v)
 {
-        if (isnan(v))
+        if (isnan(v)) {
                 strbuf_puts(b, " NaN\n");
-        else if (isinf(v))
+        } else if (isinf(v)) {
                 strbuf_puts(b, v > 0 ? " +Inf\n" : " -Inf\n");
-        else
+        } else if (v >= 0 && v <= 9007199254740992.0 && v == (double)(uint64_t)v) {
+                char buf[24];
+                size_t i = sizeof(buf);
+                uint64_t u = (uint64_t)v;
+                buf[--i] = '\n';
+                do {
+                        buf[--i] = (char)('0' + u % 10);
+                        u /= 10;
+                } while (u != 0);
+                buf[--i] = ' ';
+                strbuf_put(b, buf + i, sizeof(buf) - i);
+        } else {
                 strbuf_printf(b, " %.9g\n", v);
+        }
 }
 
 static void sample(struct strbuf *b, const char *name, const char *const *kv, double v)
 {
-        strbuf_printf(b, P "%s", name);
+        strbuf_puts(b, P);
+        strbuf_puts(b, name);
         labels(b, kv);
         value(b, v);
+}
+
+/* The "le" label of each bound, formatted once per bounds array. */
+static const char *bound_label(const double *bounds, int nbounds, int i)
+{
+        static struct {
+                const double *bounds;
+                char le[HIST_MAX_BOUNDS][24];
+        } cache[4];
+        for (size_t k = 0; k < sizeof(cache) / sizeof(cache[0]); k++) {
+                if (cache[k].bounds == NULL) {
+                        cache[k].bounds = bounds;
+                        for (int j = 0; j < nbounds && j < HIST_MAX_BOUNDS; j++)
+                                snprintf(cache[k].le[j], sizeof(cache[k].le[j]), "%g", bounds[j]);
+                }
+                if (cache[k].bounds == bounds)
+                        return cache[k].le[i];
+        }
+        static char le[24]; /* more bounds arrays than slots: format each time */
+        snprintf(le, sizeof(le), "%g", bounds[i]);
+        return le;
 }
 
 static void histogram(struct strbuf *b, const char *name, const char *const *kv,
                       const struct hist *h, const double *bounds, int nbounds)
 {
-        char le[32];
         const char *ext[16];
         int n = 0;
         for (; kv != NULL && kv[n] != NULL && n < 12; n++)
                 ext[n] = kv[n];
         for (int i = 0; i <= nbounds; i++) {
-                if (i < nbounds)
-                        snprintf(le, sizeof(le), "%g", bounds[i]);
-                else
-                        snprintf(le, sizeof(le), "+Inf");
                 ext[n] = "le";
-                ext[n + 1] = le;
+                ext[n + 1] = i < nbounds ? bound_label(bounds, nbounds, i) : "+Inf";
                 ext[n + 2] = NULL;
-                strbuf_printf(b, P "%s_bucket", name);
+                strbuf_puts(b, P);
+                strbuf_puts(b, name);
+                strbuf_puts(b, "_bucket");
                 labels(b, ext);
                 value(b, h == NULL ? 0 : i < nbounds ? (double)h->buckets[i] : (double)h->count);
         }
-        strbuf_printf(b, P "%s_sum", name);
+        strbuf_puts(b, P);
+        strbuf_puts(b, name);
+        strbuf_puts(b, "_sum");
         labels(b, kv);
         value(b, h != NULL ? h->sum : 0);
-        strbuf_printf(b, P "%s_count", name);
+        strbuf_puts(b, P);
+        strbuf_puts(b, name);
+        strbuf_puts(b, "_count");
         labels(b, kv);
         value(b, h != NULL ? (double)h->count : 0);
 }
@@ -305,7 +347,8 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                    ? (double)v[i].last->bypass
                                    : NAN);
 
-        family(&b, "loop_lag_seconds", "histogram", "Lateness of the event loop's 100 ms timer.");
+        family(&b, "loop_lag_seconds", "histogram",
+               "Lateness of the event loop's timers: every check's, and one a second.");
         histogram(&b, "loop_lag_seconds", NULL, c->loop_lag, slo_lag_bounds, slo_lag_nbounds);
 #undef TK
 #undef T1

@@ -21,6 +21,8 @@ struct target {
         struct health health;
 
         struct event *timer;    /* next check */
+        double due;             /* when `timer` should fire (monotonic) */
+        int slot, nslots;       /* phase on the schedule grid: slot/nslots of an interval */
         struct event *deadline; /* the in-flight check's timeout */
         bool in_flight;
         bool resolving;
@@ -61,7 +63,13 @@ struct engine {
         struct hist lag;
 };
 
-#define LAG_PERIOD 0.1
+/* Every check timer's lateness is a lag sample (no wakeup of its own); this
+ * timer adds one a second, for a loop whose targets are all in flight or on
+ * long intervals. */
+#define LAG_PERIOD 1.0
+
+/* Targets per phase slot of the schedule grid (see next_slot). */
+#define PHASE_GROUP 32
 
 double mono_now(void)
 {
@@ -159,18 +167,63 @@ static void slo_targets_of(const struct engine *e, const struct target_conf *c,
 
 static void run_check(struct target *t);
 
+static void observe_lag(struct engine *e, double due)
+{
+        double lag = mono_now() - due;
+        hist_observe(&e->lag, lag > 0 ? lag : 0);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
+        struct target *t = arg;
         (void)fd;
         (void)what;
-        run_check(arg);
+        observe_lag(t->eng, t->due);
+        run_check(t);
 }
 
 static void schedule(struct target *t, int64_t ms)
 {
         struct timeval tv = ms_tv(ms);
         event_base_update_cache_time(t->eng->base); /* count from now, see run_check */
+        t->due = mono_now() + (double)ms / 1000.0;
         evtimer_add(t->timer, &tv);
+}
+
+/* At a monotonic time, to the microsecond. */
+static void schedule_at(struct target *t, double due)
+{
+        event_base_update_cache_time(t->eng->base);
+        double now = mono_now();
+        double d = due > now ? due - now : 0;
+        struct timeval tv = {.tv_sec = (time_t)d,
+                             .tv_usec = (suseconds_t)((d - (double)(time_t)d) * 1e6)};
+        t->due = due;
+        evtimer_add(t->timer, &tv);
+}
+
+/* Regular checks start on a grid: engine start + phase + k x interval, start
+ * to start. Targets of one interval and slot share the grid points, so their
+ * checks start in the same loop turn and their wakeups coincide (idle CPU),
+ * and a large set is spread over the interval in slots of PHASE_GROUP
+ * targets (loop lag). The next check is at the first grid point after now:
+ * a check started on the grid keeps its period (timeout < interval), and
+ * after a retry phase the gap is at most one interval. */
+static double next_slot(const struct target *t, double now)
+{
+        double iv = (double)t->env.conf->interval_ms / 1000.0;
+        double base = t->eng->started + (t->nslots > 1 ? iv * t->slot / t->nslots : 0);
+        double k = floor((now - base) / iv) + 1;
+        return base + k * iv;
+}
+
+static void set_phases(struct engine *e)
+{
+        int nslots = (int)((e->ntargets + PHASE_GROUP - 1) / PHASE_GROUP);
+        for (size_t i = 0; i < e->ntargets; i++) {
+                e->targets[i]->slot = (int)(i / PHASE_GROUP);
+                e->targets[i]->nslots = nslots;
+        }
 }
 
 static void maybe_once_done(struct engine *e)
@@ -326,8 +379,10 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
         }
         if (reconnect_now)
                 schedule(t, 0);
+        else if (health_retrying(&t->health))
+                schedule(t, c->retry_interval_ms);
         else
-                schedule(t, health_retrying(&t->health) ? c->retry_interval_ms : c->interval_ms);
+                schedule_at(t, next_slot(t, now));
 }
 
 void probe_done(struct target *t, const struct probe_result *r)
@@ -476,12 +531,11 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
 {
         struct engine *e = arg;
         (void)fd;
-        (void)what;
-        double now = mono_now();
-        double lag = now - e->lag_expected;
-        hist_observe(&e->lag, lag > 0 ? lag : 0);
-        e->lag_expected = now + LAG_PERIOD;
-        struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(LAG_PERIOD * 1e6)};
+        if (what != 0) /* not the first call, from engine_new */
+                observe_lag(e, e->lag_expected);
+        e->lag_expected = mono_now() + LAG_PERIOD;
+        struct timeval tv = ms_tv((int64_t)(LAG_PERIOD * 1000));
+        event_base_update_cache_time(e->base);
         evtimer_add(e->lag_timer, &tv);
 }
 
@@ -502,12 +556,12 @@ struct engine *engine_new(struct event_base *base, struct resolver *res, const s
                 e->targets[i] = target_new(e, &cfg->targets[i]);
                 schedule(e->targets[i], 0);
         }
+        set_phases(e);
         hist_init(&e->lag, slo_lag_bounds, slo_lag_nbounds);
         e->lag_timer = evtimer_new(base, on_lag, e);
         if (e->lag_timer == NULL)
                 abort();
-        e->lag_expected = e->started;
-        on_lag(-1, 0, e);
+        on_lag(-1, 0, e); /* arms the timer */
         return e;
 }
 
@@ -556,6 +610,7 @@ void engine_reload(struct engine *e, const struct config *cfg)
         e->targets = next;
         e->ntargets = cfg->ntargets;
         e->cfg = cfg;
+        set_phases(e);
         e->generation++;
 }
 

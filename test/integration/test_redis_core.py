@@ -2,6 +2,7 @@
 authentication, name resolution and configuration errors (issue: daemon
 core, item 9)."""
 import signal
+import subprocess
 import time
 
 import pytest
@@ -222,3 +223,54 @@ def test_config_errors(run_healthd, text, line, key):
         assert f'.conf:{line}:' in r.stderr, r.stderr
     if key is not None:
         assert key in r.stderr, r.stderr
+
+
+def _monitor(port, seconds):
+    """(time, client) of every command Redis runs for `seconds` (MONITOR)."""
+    p = subprocess.Popen(['redis-cli', '-h', '127.0.0.1', '-p', str(port), 'monitor'],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        out = p.communicate(timeout=seconds)[0]
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out = p.communicate(timeout=5)[0]
+    seen = []
+    for line in out.splitlines():
+        parts = line.split(' ', 3)
+        if len(parts) >= 3 and parts[1].startswith('['):
+            seen.append((float(parts[0]), parts[2].rstrip(']')))
+    return seen
+
+
+def test_checks_run_on_a_grid_spread_in_groups(redis_server, daemon):
+    """64 targets at 1 s: two groups of 32 that each start together, half an
+    interval apart, start to start (the schedule grid: shared wakeups for
+    idle CPU, a large set spread over the interval for loop lag)."""
+    port = redis_server.redis_port
+    text = '[daemon]\ninterval = 1s\ntimeout = 300ms\n\n'
+    for i in range(64):
+        text += f'[target r{i}]\nkind = redis\nhost = 127.0.0.1\nport = {port}\ndb = 0\n\n'
+    d = daemon(config_text=text)
+    d.wait_for(lambda: ready_code(d) == 200, timeout=10, what='/readyz 200')
+    time.sleep(1.5)
+    seen = _monitor(port, 3.2)
+    # each client's first command of each round: a gap of over 0.3 s before it
+    first = {}
+    last = {}
+    for t, client in seen:
+        if client not in last or t - last[client] > 0.3:
+            first.setdefault(client, []).append(t)
+        last[client] = t
+    starts = {c: ts for c, ts in first.items() if len(ts) >= 3}
+    assert len(starts) == 64, f'{len(starts)} clients with 3 rounds: {sorted(first)}'
+    # start to start: the interval, not interval + check time
+    for c, ts in starts.items():
+        gaps = [b - a for a, b in zip(ts[1:], ts[2:])]
+        assert all(0.9 < g < 1.1 for g in gaps), (c, gaps)
+    t0 = min(ts[1] for ts in starts.values())
+    phases = sorted((ts[1] - t0) % 1.0 for ts in starts.values())
+    # two groups of 32: each tight, the second half an interval later
+    low, high = phases[:32], phases[32:]
+    assert low[-1] - low[0] < 0.15, phases
+    assert high[-1] - high[0] < 0.15, phases
+    assert 0.35 < high[0] - low[0] < 0.65, phases
