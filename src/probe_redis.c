@@ -162,6 +162,8 @@ static void classify_error(struct redis_probe *p, const char *what, const char *
                 reason = "permission_denied";
         else if (strncmp(msg, "BUSY", 4) == 0)
                 reason = "server_busy";
+        else if (strstr(msg, "max number of clients reached") != NULL)
+                reason = "connections_exhausted"; /* maxclients: sent on connect */
         else if (strncmp(msg, "MISCONF", 7) == 0 || strncmp(msg, "READONLY", 8) == 0 ||
                  strncmp(msg, "OOM", 3) == 0)
                 reason = "write_refused";
