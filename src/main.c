@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,51 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(d->base);
 }
 
+/* Descriptors a configuration may hold at once: a socket per target (two for
+ * a pgbouncer target: the pooler and the admin console), every HTTP
+ * connection, and a margin for the loop, the listener, DNS and stdio. */
+static rlim_t nofile_need(const struct config *cfg, long http_max_connections)
+{
+        rlim_t n = 32 + (rlim_t)http_max_connections;
+        for (size_t i = 0; i < cfg->ntargets; i++)
+                n += cfg->targets[i].kind == KIND_PGBOUNCER ? 2 : 1;
+        return n;
+}
+
+/* The usual soft limit of 1,024 descriptors is too low for a large target set:
+ * raise it as far as the configuration needs (up to the hard limit). When even
+ * the hard limit is too low, say so and refuse the configuration: otherwise
+ * the targets would take the last descriptors and HTTP, the healthcheck
+ * itself, could accept no connection. */
+static bool fit_nofile(const struct config *cfg, long http_max_connections, char *err,
+                       size_t errlen)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+                return true;
+        rlim_t need = nofile_need(cfg, http_max_connections);
+        if (rl.rlim_cur >= need)
+                return true;
+        rlim_t was = rl.rlim_cur;
+        if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+                rl.rlim_cur = need;
+                if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        log_msg(LOG_INFO, NULL,
+                                "open-file limit raised from %llu to %llu for %zu targets",
+                                (unsigned long long)was, (unsigned long long)need, cfg->ntargets);
+                        return true;
+                }
+        }
+        snprintf(err, errlen,
+                 "open-file limit %llu (hard %llu) is below the %llu that %zu targets and "
+                 "http_max_connections = %ld need; raise it (ulimit -n, systemd LimitNOFILE, "
+                 "Compose ulimits: nofile) or watch fewer targets",
+                 (unsigned long long)was,
+                 (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max),
+                 (unsigned long long)need, cfg->ntargets, http_max_connections);
+        return false;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
         struct daemon *d = arg;
@@ -91,6 +137,11 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
             n->http_connection_timeout_ms != d->cfg->http_connection_timeout_ms)
                 log_msg(LOG_WARN, NULL,
                         "reload: listen address and HTTP limits change only on restart");
+        if (!fit_nofile(n, d->cfg->http_max_connections, err, sizeof(err))) { /* HTTP: on restart */
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                config_free(n);
+                return;
+        }
         log_setup(n->log_format, n->log_level);
         engine_reload(d->eng, n);
         http_update(d->http, n);
@@ -122,6 +173,10 @@ static int run_daemon(struct daemon *d)
         if (d->res == NULL) {
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 2;
+        }
+        if (!fit_nofile(d->cfg, d->cfg->http_max_connections, err, sizeof(err))) {
+                fprintf(stderr, "hdms-healthd: %s\n", err);
+                return 1;
         }
         d->eng = engine_new(d->base, d->res, d->cfg);
         d->http = http_new(d->base, d->cfg, d->eng, err, sizeof(err));
@@ -172,6 +227,10 @@ static int run_once(struct daemon *d, bool json)
         d->base = event_base_new();
         d->res = resolver_new(d->base, d->cfg->nameservers, err, sizeof(err));
         if (d->res == NULL) {
+                fprintf(stderr, "hdms-healthd: %s\n", err);
+                return 2;
+        }
+        if (!fit_nofile(d->cfg, d->cfg->http_max_connections, err, sizeof(err))) {
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 2;
         }

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import wait_for
+from helpers import free_port, healthd_bin, healthd_env, wait_for
 
 PASSWORD = 'canary-R3dis-pw-7f3a'
 
@@ -274,3 +274,75 @@ def test_checks_run_on_a_grid_spread_in_groups(redis_server, daemon):
     assert low[-1] - low[0] < 0.15, phases
     assert high[-1] - high[0] < 0.15, phases
     assert 0.35 < high[0] - low[0] < 0.65, phases
+
+
+def _redis_targets(port, n):
+    text = '[daemon]\ninterval = 1s\ntimeout = 500ms\n\n'
+    for i in range(n):
+        text += f'[target r{i}]\nkind = redis\nhost = 127.0.0.1\nport = {port}\ndb = 0\n\n'
+    return text
+
+
+def _nofile(pid):
+    with open(f'/proc/{pid}/limits') as f:
+        for line in f:
+            if line.startswith('Max open files'):
+                return int(line.split()[3])
+    raise AssertionError('no open-file limit in /proc/PID/limits')
+
+
+def _log_has(d, text):
+    return any(text in e.get('msg', '') for e in d.logs())
+
+
+def _counts(d):
+    out = {}
+    for t in d.json('/status')['targets'].values():
+        out[t['status']] = out.get(t['status'], 0) + 1
+    return out
+
+
+def test_open_file_limit_raised_for_a_large_target_set(redis_server, daemon):
+    """A soft limit of 200 descriptors with 300 targets: the daemon raises it
+    (towards the hard limit) on reload, and every target passes."""
+    port = redis_server.redis_port
+    d = daemon(config_text=_redis_targets(port, 3))
+    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
+    subprocess.run(['prlimit', f'--pid={d.pid}', '--nofile=200:4096'], check=True)
+    d.write_config(_redis_targets(port, 300))
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: _log_has(d, 'open-file limit raised from 200'), timeout=5,
+               what='the raise logged')
+    assert _nofile(d.pid) == 300 + 256 + 32  # a socket a target, HTTP, a margin
+    d.wait_for(lambda: _counts(d) == {'pass': 300}, timeout=20, what='300 targets pass')
+
+
+def test_open_file_limit_too_low_refuses_the_configuration(redis_server, daemon, tmp_path):
+    """A hard limit below what the targets need would let them take the last
+    descriptors and leave HTTP none: the reload is refused naming the limit
+    (the old targets stay and HTTP answers), and so is a start."""
+    port = redis_server.redis_port
+    d = daemon(config_text=_redis_targets(port, 3))
+    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
+    subprocess.run(['prlimit', f'--pid={d.pid}', '--nofile=300:300'], check=True)
+    d.write_config(_redis_targets(port, 150))
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: _log_has(d, 'reload refused'), timeout=5, what='the refusal')
+    msg = [e['msg'] for e in d.logs() if 'reload refused' in e.get('msg', '')][0]
+    assert 'open-file limit 300 (hard 300) is below the 438' in msg, msg
+    assert _counts(d) == {'pass': 3}
+    assert ready_code(d) == 200
+    # 12 targets fit exactly: 12 + 256 HTTP connections + 32
+    d.write_config(_redis_targets(port, 12))
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: len(d.json('/status')['targets']) == 12, timeout=5,
+               what='the reload with 12 targets')
+    d.wait_for(lambda: _counts(d) == {'pass': 12}, timeout=10, what='12 targets pass')
+
+    conf = tmp_path / 'many.conf'
+    conf.write_text(_redis_targets(port, 150))
+    r = subprocess.run(['prlimit', '--nofile=300:300', healthd_bin(), '-c', str(conf),
+                        '-l', f'127.0.0.1:{free_port()}'],
+                       env=healthd_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert 'open-file limit 300 (hard 300) is below the 438' in r.stderr, r.stderr
