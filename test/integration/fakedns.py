@@ -19,14 +19,19 @@ import struct
 import sys
 import threading
 
+from fakeloop import SelectorServer
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from localstack import free_port  # noqa: E402  (test/localstack.py)
 
 QTYPES = {1: 'A', 28: 'AAAA'}
 
 
-class FakeDNS:
+class FakeDNS(SelectorServer):
+    thread_name = 'fakedns'
+
     def __init__(self, records=None, ttl=0):
+        super().__init__()
         self.records = {self._key(k): v for k, v in (records or {}).items()}
         self.ttl = ttl
         self.blackhole = False
@@ -41,23 +46,11 @@ class FakeDNS:
         self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._tcp.bind(('127.0.0.1', self.port))
         self._tcp.listen(16)
-        self._wake_r, self._wake_w = os.pipe()
-        self._sel = selectors.DefaultSelector()
         self._sel.register(self._udp, selectors.EVENT_READ, 'udp')
         self._sel.register(self._tcp, selectors.EVENT_READ, 'accept')
-        self._sel.register(self._wake_r, selectors.EVENT_READ, 'wake')
         self._tcp_bufs = {}
-        self._lock = threading.Lock()
         self._timers = []
-        self._running = True
-        self._thread = threading.Thread(target=self._serve, name='fakedns',
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self):
-        """For HEALTHD_NAMESERVERS."""
-        return f'127.0.0.1:{self.port}'
+        self.start()
 
     @staticmethod
     def _key(name):
@@ -75,37 +68,15 @@ class FakeDNS:
         with self._lock:
             return [q[0] for q in self.queries]
 
-    def close(self):
-        if not self._running:
-            return
-        self._running = False
-        os.write(self._wake_w, b'x')
-        self._thread.join(5)
+    def _release(self):
         for t in self._timers:
             t.cancel()
         for s in list(self._tcp_bufs) + [self._udp, self._tcp]:
             s.close()
-        self._sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ----- serving
 
-    def _serve(self):
-        while self._running:
-            for key, _ in self._sel.select(timeout=1.0):
-                try:
-                    self._event(key)
-                except OSError:
-                    pass
-
-    def _event(self, key):
+    def _on_event(self, key, events):
         kind = key.data
         if kind == 'udp':
             data, peer = self._udp.recvfrom(4096)

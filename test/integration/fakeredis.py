@@ -13,9 +13,9 @@ one error reply per command, in order. Every command is recorded in
 
 import os
 import selectors
-import socket
 import sys
-import threading
+
+from fakeloop import SelectorServer, tcp_listener
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from localstack import free_port  # noqa: E402  (test/localstack.py)
@@ -23,31 +23,19 @@ from localstack import free_port  # noqa: E402  (test/localstack.py)
 XSS = '<script>alert(1)</script>'
 
 
-class FakeRedis:
+class FakeRedis(SelectorServer):
+    thread_name = 'fakeredis'
+
     def __init__(self, error=f'ERR {XSS}'):
+        super().__init__()
         self.error = error
         self.commands = []
         self.connections = 0
         self.port = free_port()
-        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(('127.0.0.1', self.port))
-        self._srv.listen(64)
-        self._srv.setblocking(False)
-        self._wake_r, self._wake_w = os.pipe()
-        self._sel = selectors.DefaultSelector()
+        self._srv = tcp_listener(self.port, 64)
         self._sel.register(self._srv, selectors.EVENT_READ, None)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, 'wake')
         self._bufs = {}
-        self._lock = threading.Lock()
-        self._running = True
-        self._thread = threading.Thread(target=self._serve, name='fakeredis',
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self):
-        return f'127.0.0.1:{self.port}'
+        self.start()
 
     # ----- RESP framing
 
@@ -87,22 +75,18 @@ class FakeRedis:
 
     # ----- loop
 
-    def _serve(self):
-        while self._running:
-            for key, _ in self._sel.select(timeout=0.5):
-                if key.data == 'wake':
-                    return
-                if key.data is None:
-                    try:
-                        conn, _ = self._srv.accept()
-                    except OSError:
-                        continue
-                    conn.setblocking(False)
-                    self._bufs[conn] = b''
-                    self.connections += 1
-                    self._sel.register(conn, selectors.EVENT_READ, 'conn')
-                    continue
-                self._on_readable(key.fileobj)
+    def _on_event(self, key, events):
+        if key.data is None:
+            try:
+                conn, _ = self._srv.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            self._bufs[conn] = b''
+            self.connections += 1
+            self._sel.register(conn, selectors.EVENT_READ, 'conn')
+            return
+        self._on_readable(key.fileobj)
 
     def _on_readable(self, conn):
         try:
@@ -150,21 +134,7 @@ class FakeRedis:
         with self._lock:
             return [c[0].decode('ascii', 'replace').upper() for c in self.commands]
 
-    def close(self):
-        if not self._running:
-            return
-        self._running = False
-        os.write(self._wake_w, b'x')
-        self._thread.join(5)
+    def _release(self):
         for conn in list(self._bufs):
             self._close(conn)
-        self._sel.close()
         self._srv.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -31,6 +31,8 @@ import socket
 import sys
 import threading
 
+from fakeloop import SelectorServer, tcp_listener
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 from localstack import free_port  # noqa: E402  (test/localstack.py)
 
@@ -61,12 +63,15 @@ class _Conn:
         self.closed = False
 
 
-class FakeServer:
+class FakeServer(SelectorServer):
+    thread_name = 'fakeserver'
+
     def __init__(self, mode='garbage', upstream=None, garbage=None, seed=0):
         if mode not in MODES:
             raise ValueError(mode)
         if mode == 'forward' and upstream is None:
             raise ValueError('forward needs an upstream port')
+        super().__init__()
         self.upstream = upstream
         self.garbage = garbage if garbage is not None else garbage_bytes(seed)
         self.mode = mode
@@ -74,27 +79,11 @@ class FakeServer:
         self.bytes_in = 0
         self.bytes_out = 0
         self.port = free_port()
-        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(('127.0.0.1', self.port))
-        self._srv.listen(128)
-        self._srv.setblocking(False)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self._sel = selectors.DefaultSelector()
+        self._srv = tcp_listener(self.port, 128)
         self._sel.register(self._srv, selectors.EVENT_READ, 'accept')
-        self._sel.register(self._wake_r, selectors.EVENT_READ, 'wake')
         self._conns = set()
-        self._lock = threading.Lock()
         self._pending = []      # (mode, threading.Event) for the loop to apply
-        self._running = True
-        self._thread = threading.Thread(target=self._serve, name='fakeserver',
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self):
-        return f'127.0.0.1:{self.port}'
+        self.start()
 
     def set_mode(self, mode, timeout=5):
         if mode not in MODES:
@@ -104,7 +93,7 @@ class FakeServer:
         done = threading.Event()
         with self._lock:
             self._pending.append((mode, done))
-        os.write(self._wake_w, b'x')
+        self.wake()
         if not done.wait(timeout):
             raise RuntimeError('fake server loop did not apply the mode')
 
@@ -113,48 +102,27 @@ class FakeServer:
         with self._lock:
             return sum(1 for c in self._conns if not c.is_upstream)
 
-    def close(self):
-        if not self._running:
-            return
-        self._running = False
-        os.write(self._wake_w, b'x')
-        self._thread.join(5)
+    def _release(self):
         for c in list(self._conns):
             self._close(c)
-        self._sel.close()
         self._srv.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ----- the loop
 
-    def _serve(self):
-        while self._running:
-            for key, events in self._sel.select(timeout=0.5):
-                if not self._running:
-                    break
-                if key.data == 'accept':
-                    self._accept()
-                elif key.data == 'wake':
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    self._apply_modes()
-                else:
-                    conn = key.data
-                    if conn.closed:
-                        continue
-                    if events & selectors.EVENT_WRITE:
-                        self._flush(conn)
-                    if events & selectors.EVENT_READ and not conn.closed:
-                        self._read(conn)
+    def _on_wake(self):
+        self._apply_modes()
+
+    def _on_event(self, key, events):
+        if key.data == 'accept':
+            self._accept()
+            return
+        conn = key.data
+        if conn.closed:
+            return
+        if events & selectors.EVENT_WRITE:
+            self._flush(conn)
+        if events & selectors.EVENT_READ and not conn.closed:
+            self._read(conn)
 
     def _apply_modes(self):
         with self._lock:
