@@ -129,8 +129,8 @@ allocator). A PgBouncer target logs in twice (pooler and admin console)
 and, at start-up or after a failed check, both logins can fall in the same
 loop turn, together with the postgres target's: that is where the slowest
 `/livez` answers above come from, not from any blocking call. The
-`loop lag` column is the daemon's own measure (the lateness of every check
-timer and of a once-a-second timer, `/status` `loopLag.maxSeconds`).
+`loop lag` column is the daemon's own measure (the lateness of the check
+timers and of a once-a-second timer, `/status` `loopLag.maxSeconds`).
 """
 
 

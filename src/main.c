@@ -99,6 +99,7 @@ static bool fit_nofile(const struct config *cfg, long http_max_connections, char
         if (rl.rlim_cur >= need)
                 return true;
         rlim_t was = rl.rlim_cur;
+        const char *why = NULL;
         if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
                 rl.rlim_cur = need;
                 if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -107,14 +108,20 @@ static bool fit_nofile(const struct config *cfg, long http_max_connections, char
                                 (unsigned long long)was, (unsigned long long)need, cfg->ntargets);
                         return true;
                 }
+                why = strerror(errno); /* e.g. above fs.nr_open */
         }
+        char hard[32];
+        if (rl.rlim_max == RLIM_INFINITY)
+                snprintf(hard, sizeof(hard), "unlimited");
+        else
+                snprintf(hard, sizeof(hard), "%llu", (unsigned long long)rl.rlim_max);
         snprintf(err, errlen,
-                 "open-file limit %llu (hard %llu) is below the %llu that %zu targets and "
-                 "http_max_connections = %ld need; raise it (ulimit -n, systemd LimitNOFILE, "
-                 "Compose ulimits: nofile) or watch fewer targets",
-                 (unsigned long long)was,
-                 (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max),
-                 (unsigned long long)need, cfg->ntargets, http_max_connections);
+                 "open-file limit %llu (hard %s) is below the %llu that %zu targets and "
+                 "%ld HTTP connections need%s%s; raise it (ulimit -n, systemd LimitNOFILE, "
+                 "Compose ulimits: nofile), or lower http_max_connections or the targets",
+                 (unsigned long long)was, hard, (unsigned long long)need, cfg->ntargets,
+                 http_max_connections, why != NULL ? ", and raising it failed: " : "",
+                 why != NULL ? why : "");
         return false;
 }
 
@@ -230,7 +237,7 @@ static int run_once(struct daemon *d, bool json)
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 2;
         }
-        if (!fit_nofile(d->cfg, d->cfg->http_max_connections, err, sizeof(err))) {
+        if (!fit_nofile(d->cfg, 0, err, sizeof(err))) { /* no HTTP */
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 2;
         }

@@ -348,7 +348,7 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                    : NAN);
 
         family(&b, "loop_lag_seconds", "histogram",
-               "Lateness of the event loop's timers: every check's, and one a second.");
+               "Lateness of the event loop's timers: the check schedule's, and one a second.");
         histogram(&b, "loop_lag_seconds", NULL, c->loop_lag, slo_lag_bounds, slo_lag_nbounds);
 #undef TK
 #undef T1

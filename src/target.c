@@ -22,6 +22,7 @@ struct target {
 
         struct event *timer;    /* next check */
         double due;             /* when `timer` should fire (monotonic) */
+        bool lag_sample;        /* its lateness is a loop-lag sample (see on_timer) */
         int slot, nslots;       /* phase on the schedule grid: slot/nslots of an interval */
         struct event *deadline; /* the in-flight check's timeout */
         bool in_flight;
@@ -60,12 +61,13 @@ struct engine {
         /* the loop's own lag: a timer that should fire every LAG_PERIOD */
         struct event *lag_timer;
         double lag_expected;
+        double lag_last_due; /* the grid point last sampled */
         struct hist lag;
 };
 
-/* Every check timer's lateness is a lag sample (no wakeup of its own); this
- * timer adds one a second, for a loop whose targets are all in flight or on
- * long intervals. */
+/* Check timers are the lag samples (no wakeup of their own; see on_timer);
+ * this timer adds one a second, for a loop whose targets are all in flight or
+ * on long intervals. */
 #define LAG_PERIOD 1.0
 
 /* Targets per phase slot of the schedule grid (see next_slot). */
@@ -173,12 +175,21 @@ static void observe_lag(struct engine *e, double due)
         hist_observe(&e->lag, lag > 0 ? lag : 0);
 }
 
+/* A timer's lateness is the loop's lag, once per point in time: the targets
+ * of one grid slot share their due time to the bit, and only the first of
+ * them is a sample (the others would count the checks started before them in
+ * the same turn). Immediate checks (start-up, reconnect, re-check) are not
+ * samples: they wait for the loop turn that scheduled them by design. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
         struct target *t = arg;
+        struct engine *e = t->eng;
         (void)fd;
         (void)what;
-        observe_lag(t->eng, t->due);
+        if (t->lag_sample && t->due != e->lag_last_due) {
+                observe_lag(e, t->due);
+                e->lag_last_due = t->due;
+        }
         run_check(t);
 }
 
@@ -187,6 +198,7 @@ static void schedule(struct target *t, int64_t ms)
         struct timeval tv = ms_tv(ms);
         event_base_update_cache_time(t->eng->base); /* count from now, see run_check */
         t->due = mono_now() + (double)ms / 1000.0;
+        t->lag_sample = ms > 0;
         evtimer_add(t->timer, &tv);
 }
 
@@ -199,6 +211,7 @@ static void schedule_at(struct target *t, double due)
         struct timeval tv = {.tv_sec = (time_t)d,
                              .tv_usec = (suseconds_t)((d - (double)(time_t)d) * 1e6)};
         t->due = due;
+        t->lag_sample = true;
         evtimer_add(t->timer, &tv);
 }
 
