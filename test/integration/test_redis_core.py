@@ -316,15 +316,22 @@ def _counts(d):
     return out
 
 
+def _limited_then_reloaded(daemon, port, nofile, targets):
+    """A daemon of three Redis targets whose open-file limit (soft:hard) is
+    then set from outside, reloaded with `targets` targets."""
+    d = daemon(config_text=_redis_targets(port, 3))
+    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
+    subprocess.run(['prlimit', f'--pid={d.pid}', f'--nofile={nofile}'], check=True)
+    d.write_config(_redis_targets(port, targets))
+    d.signal(signal.SIGHUP)
+    return d
+
+
 def test_open_file_limit_raised_for_a_large_target_set(redis_server, daemon):
     """A soft limit of 200 descriptors with 300 targets: the daemon raises it
     (towards the hard limit) on reload, and every target passes."""
     port = redis_server.redis_port
-    d = daemon(config_text=_redis_targets(port, 3))
-    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
-    subprocess.run(['prlimit', f'--pid={d.pid}', '--nofile=200:4096'], check=True)
-    d.write_config(_redis_targets(port, 300))
-    d.signal(signal.SIGHUP)
+    d = _limited_then_reloaded(daemon, port, '200:4096', 300)
     d.wait_for(lambda: _log_has(d, 'open-file limit raised from 200'), timeout=5,
                what='the raise logged')
     assert _nofile(d.pid) == 300 + 256 + 32  # a socket a target, HTTP, a margin
@@ -336,11 +343,7 @@ def test_open_file_limit_too_low_refuses_the_configuration(redis_server, daemon,
     descriptors and leave HTTP none: the reload is refused naming the limit
     (the old targets stay and HTTP answers), and so is a start."""
     port = redis_server.redis_port
-    d = daemon(config_text=_redis_targets(port, 3))
-    d.wait_for(lambda: ready_code(d) == 200, timeout=5, what='/readyz 200')
-    subprocess.run(['prlimit', f'--pid={d.pid}', '--nofile=300:300'], check=True)
-    d.write_config(_redis_targets(port, 150))
-    d.signal(signal.SIGHUP)
+    d = _limited_then_reloaded(daemon, port, '300:300', 150)
     d.wait_for(lambda: _log_has(d, 'reload refused'), timeout=5, what='the refusal')
     msg = [e['msg'] for e in d.logs() if 'reload refused' in e.get('msg', '')][0]
     assert 'open-file limit 300 (hard 300) is below the 438' in msg, msg
