@@ -14,7 +14,8 @@ Nothing here is a pass/fail test: goals are compared and reported.
     bench/run.py [--quick] [--bin PATH] [--only SECTION,...] [--no-report]
 
 BENCH_QUICK=1 (or --quick) runs each part shorter and fewer times (about
-4 minutes instead of about 12). BENCH_BIN (or --bin) measures another
+4 minutes instead of about 12); --smoke runs each once for a second or two
+(about a minute: `make test` runs it, so the bench cannot rot unseen). BENCH_BIN (or --bin) measures another
 binary (a patched build, say). Sections: footprint, cost, http, detect,
 scale. Loopback only; every loop and wait is bounded.
 """
@@ -408,6 +409,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
+        self.smoke = args.smoke
         self.bin = os.path.abspath(args.bin)
         self.rng = random.Random(20261127)
         self.daemons = []
@@ -419,8 +421,9 @@ class Bench:
 
     # --- helpers
 
-    def n(self, full, quick):
-        return quick if self.quick else full
+    def n(self, full, quick, smoke):
+        """How many runs or seconds: a full, a quick or a smoke run."""
+        return smoke if self.smoke else quick if self.quick else full
 
     def cleanup(self):
         for d in list(self.daemons):
@@ -449,14 +452,14 @@ class Bench:
     # --- 1. footprint
 
     def footprint(self):
-        runs = self.n(3, 2)
-        secs = self.n(60, 15)
+        runs = self.n(3, 2, 1)
+        secs = self.n(60, 15, 2)
         log(f'footprint: {runs} daemons side by side, five default targets at 1 s, '
             f'{secs} s idle each')
         ds = [Daemon(self, f'footprint-{i}').start() for i in range(runs)]
         for d in ds:
             d.wait_up_quietly()
-        time.sleep(self.n(5, 3))  # connections made, first rounds done
+        time.sleep(self.n(5, 3, 1))  # connections made, first rounds done
         load = MachineLoad()
         t0 = time.monotonic()
         c0 = {d.name: cpu_ns(d.pid) for d in ds}
@@ -524,8 +527,8 @@ class Bench:
         return out
 
     def cost(self):
-        runs = self.n(3, 2)
-        secs = self.n(20, 6)
+        runs = self.n(3, 2, 1)
+        secs = self.n(20, 6, 2)
         interval, timeout = 100, 90
         log(f'cost per check: {len(self.COST_KINDS)} kinds + baseline side by side, one target '
             f'each at {interval} ms, {runs} x {secs} s')
@@ -583,8 +586,8 @@ class Bench:
             log('callgrind: valgrind not installed, skipped')
             self.results['cost']['callgrind'] = None
             return
-        runs = self.n(3, 1)
-        secs = self.n(10, 5)
+        runs = self.n(3, 1, 1)
+        secs = self.n(10, 5, 3)
         # slow enough for valgrind: a PostgreSQL login (SCRAM) takes ~0.3 s under it
         interval, timeout = 1000, 900
         log(f'callgrind: instructions per check, {runs} x {secs} s per kind (under valgrind)')
@@ -687,8 +690,8 @@ class Bench:
         if not shutil.which('wrk'):
             log('http: wrk not installed, skipped')
             return
-        runs = self.n(3, 1)
-        secs = self.n(10, 4)
+        runs = self.n(3, 1, 1)
+        secs = self.n(10, 4, 1)
         log(f'http: wrk -t1 -c10 -d{secs}s, {runs} rounds of: the reference server (256 and '
             f'32 KiB pools), /readyz with a 32 KiB pool, /readyz, /status, /metrics')
         d = Daemon(self, 'http').start()
@@ -790,7 +793,7 @@ class Bench:
     # --- 4. detection
 
     def detect(self):
-        runs = self.n(10, 3)
+        runs = self.n(10, 3, 1)
         log(f'detection: kill -9, SIGSTOP, restart and resume of Redis and PostgreSQL, '
             f'{runs} runs each')
         d = Daemon(self, 'detect').start()
@@ -933,8 +936,8 @@ class Bench:
 
     def scale(self):
         sizes = (100, 1000)
-        runs = self.n(3, 1)
-        secs = self.n(20, 10)
+        runs = self.n(3, 1, 1)
+        secs = self.n(20, 10, 2)
         out = {'interval_ms': INTERVAL_MS, 'timeout_ms': TIMEOUT_MS, 'seconds': secs,
                'runs': runs, 'sizes': {}}
         for n in sizes:
@@ -963,7 +966,7 @@ class Bench:
         nofile_before = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         d.start(nofile=n + 256)
         ready = d.wait_ready(timeout=120)
-        time.sleep(self.n(5, 3))
+        time.sleep(self.n(5, 3, 1))
         load = MachineLoad()
         # the snapshot is taken as the request arrives: time it there, and
         # parse (slow in Python at 1,000 targets) outside the CPU window
@@ -1035,7 +1038,7 @@ class Bench:
     def run(self, only):
         self.results['meta'] = meta(self)
         log(f'binary {self.bin} ({self.results["meta"]["binary_sha256"][:12]}), '
-            f'{"quick" if self.quick else "full"} run, work dir {self.workdir}')
+            f'{"smoke" if self.smoke else "quick" if self.quick else "full"} run, work dir {self.workdir}')
         t0 = time.monotonic()
         self.start_stack()
         for section in SECTIONS:
@@ -1223,7 +1226,7 @@ def meta(bench):
         'git_dirty': bool(git('status', '--porcelain', '--', 'src', 'include', 'Makefile')),
         'source': bench.args.source or ('this tree' if bench.bin == os.path.join(
             ROOT, 'build', 'hdms-healthd') else None),
-        'quick': bench.quick, 'cpus': os.cpu_count(), 'cpu_model': model,
+        'quick': bench.quick, 'smoke': bench.smoke, 'cpus': os.cpu_count(), 'cpu_model': model,
         'daemon_env': bench.daemon_env,
         'kernel': os.uname().release, 'loadavg_start': [round(x, 2) for x in os.getloadavg()],
         'versions': vers,
@@ -1234,6 +1237,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--quick', action='store_true',
                     default=os.environ.get('BENCH_QUICK', '') not in ('', '0'))
+    ap.add_argument('--smoke', action='store_true',
+                    help='every section once, in seconds: that the bench runs (make test), '
+                         'no figure to keep; implies --no-report')
     ap.add_argument('--bin', default=os.environ.get('BENCH_BIN')
                     or os.path.join(ROOT, 'build', 'hdms-healthd'))
     ap.add_argument('--only', default=os.environ.get('BENCH_ONLY', ','.join(SECTIONS)))
@@ -1277,7 +1283,7 @@ def main(argv=None):
     with open(args.out, 'w') as f:
         json.dump(results, f, indent=1)
     log(f'results: {args.out} ({results["meta"]["total_seconds"]:.0f} s)')
-    if not args.no_report:
+    if not args.no_report and not args.smoke:
         if set(only) != set(SECTIONS):
             log('not every section ran: report not written (use --report-only to force)')
         else:
