@@ -144,7 +144,8 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
             n->http_connection_timeout_ms != d->cfg->http_connection_timeout_ms)
                 log_msg(LOG_WARN, NULL,
                         "reload: listen address and HTTP limits change only on restart");
-        if (!fit_nofile(n, d->cfg->http_max_connections, err, sizeof(err))) { /* HTTP: on restart */
+        /* with the HTTP limit in force: it changes only on restart */
+        if (!fit_nofile(n, d->cfg->http_max_connections, err, sizeof(err))) {
                 log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
                 config_free(n);
                 return;
