@@ -100,6 +100,12 @@ def goals(r):
     ]
 
 
+def kind_of_run(meta):
+    if meta.get('smoke'):
+        return 'smoke (--smoke)'
+    return 'quick (BENCH_QUICK=1)' if meta.get('quick') else 'full'
+
+
 def verdict(s, test):
     if not isinstance(s, dict) or s.get('median') is None:
         return 'not measured'
@@ -134,7 +140,7 @@ def render(r, baseline=None):
                f'{" with uncommitted changes to src/include/Makefile" if meta.get("git_dirty") else ""}')
     w(f'Run of {meta.get("date")}: `{meta.get("binary")}` (sha256 '
       f'{meta.get("binary_sha256", "")[:12]}, built from {src}), '
-      f'{"quick (BENCH_QUICK=1)" if meta.get("quick") else "full"} run, '
+      f'{kind_of_run(meta)} run, '
       f'{meta.get("total_seconds")} s. Machine: {meta.get("cpus")} x {meta.get("cpu_model")}, '
       f'Linux {meta.get("kernel")}; load average {meta.get("loadavg_start", ["?"])[0]} at the '
       f'start, {meta.get("loadavg_end", ["?"])[0]} at the end (other work was running: each '
