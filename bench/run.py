@@ -14,7 +14,7 @@ Nothing here is a pass/fail test: goals are compared and reported.
     bench/run.py [--quick] [--bin PATH] [--only SECTION,...] [--no-report]
 
 BENCH_QUICK=1 (or --quick) runs each part shorter and fewer times (about
-4 minutes instead of about 12); --smoke runs each once for a second or two
+4 minutes instead of about 11); --smoke runs each once for a second or two
 (about a minute: `make test` runs it, so the bench cannot rot unseen). BENCH_BIN (or --bin) measures another
 binary (a patched build, say). Sections: footprint, cost, http, detect,
 scale. Loopback only; every loop and wait is bounded.
