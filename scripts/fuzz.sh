@@ -103,7 +103,7 @@ compile() {
 }
 
 # obj NAME: build/fuzz/obj/NAME.o from src/NAME.c, compiled on first use,
-# so a target builds only what it links (a half-edited src/probe_pg.c
+# so a target builds only what it links (a half-edited src/pgconn.c
 # stops only fuzz_http_route). config-sandboxed is src/config.c with its
 # fopen() calls sent to fuzz_config.c's sandbox.
 declare -A built=()

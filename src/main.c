@@ -2,6 +2,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "pglogin.h"
 #include "render.h"
 #include "resolve.h"
 #include "target.h"
@@ -215,6 +216,9 @@ static void daemon_free(struct daemon *d)
                 event_free(d->sig_term);
         http_free(d->http);
         engine_free(d->eng);
+        /* the probes cancelled their logins; their threads end within a
+         * poll slice unless one is deep in a hostile SCRAM computation */
+        pglogin_shutdown(2.0);
         resolver_free(d->res);
         if (d->base != NULL)
                 event_base_free(d->base);
