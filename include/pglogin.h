@@ -45,7 +45,9 @@ void pglogin_release(struct pglogin *l);
 /* Number of worker threads alive now (for tests and the shutdown). */
 int pglogin_threads(void);
 /* At shutdown, after every login was cancelled: waits up to `wait_s` for
- * the workers, then frees the loop's side (event, eventfd). */
-void pglogin_shutdown(double wait_s);
+ * the workers, then frees the loop's side (event, eventfd).  Returns the
+ * number of workers still running (each closes its own connection if it
+ * ever ends). */
+int pglogin_shutdown(double wait_s);
 
 #endif

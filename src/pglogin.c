@@ -289,10 +289,10 @@ int pglogin_threads(void)
         return n;
 }
 
-void pglogin_shutdown(double wait_s)
+int pglogin_shutdown(double wait_s)
 {
         if (wake_fd < 0)
-                return;
+                return 0;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         long long ns = (long long)until.tv_nsec + (long long)(wait_s * 1e9);
@@ -303,6 +303,7 @@ void pglogin_shutdown(double wait_s)
         while (nthreads > 0)
                 if (pthread_cond_timedwait(&gone, &mu, &until) == ETIMEDOUT)
                         break;
+        int left = nthreads;
         struct pglogin *l = done_head;
         done_head = done_tail = NULL;
         pthread_mutex_unlock(&mu);
@@ -321,4 +322,5 @@ void pglogin_shutdown(double wait_s)
          * eventfd again, so closing it is safe. */
         close(wake_fd);
         wake_fd = -1;
+        return left;
 }

@@ -24,6 +24,8 @@ Connections to the database `pgbouncer` (the admin console) follow
   error        ErrorResponse (for the admin console: SHOW refused)
   slow_error   ErrorResponse after `delay` seconds
 
+(`admin_delay` is the admin console's `delay`.)
+
 auth: 'trust' or 'scram' (server-first message with `iterations`; the
 login never completes: the client's proof is answered with an error).
 
@@ -104,12 +106,13 @@ def normal_answer(sql):
 
 class FakePG:
     def __init__(self, mode='normal', admin_mode='error', auth='trust',
-                 iterations=4096, delay=0.3):
+                 iterations=4096, delay=0.3, admin_delay=None):
         self.mode = mode
         self.admin_mode = admin_mode
         self.auth = auth
         self.iterations = iterations
         self.delay = delay
+        self.admin_delay = delay if admin_delay is None else admin_delay
         self.accepted = 0
         self.queries = []
         self.bytes_out = 0
@@ -222,10 +225,11 @@ class FakePG:
             sql = body.rstrip(b'\0').decode(errors='replace')
             with self._lock:
                 self.queries.append(sql)
-            if not self._answer(sock, self.admin_mode if admin else self.mode, sql):
+            if not self._answer(sock, self.admin_mode if admin else self.mode, sql,
+                                self.admin_delay if admin else self.delay):
                 return
 
-    def _answer(self, sock, mode, sql):
+    def _answer(self, sock, mode, sql, delay):
         """Answers one query; False ends the connection."""
         if mode == 'normal':
             self._send(sock, normal_answer(sql) + ready())
@@ -256,7 +260,7 @@ class FakePG:
                 self._send(sock, rows)
         elif mode == 'close_after':
             self._send(sock, normal_answer(sql) + ready())
-            time.sleep(self.delay)
+            time.sleep(delay)
             return False
         elif mode == 'hang':
             pass
@@ -264,7 +268,7 @@ class FakePG:
             self._send(sock, error(f'fake: {sql.split()[0] if sql else "?"} refused')
                        + ready())
         elif mode == 'slow_error':
-            time.sleep(self.delay)
+            time.sleep(delay)
             self._send(sock, error('fake: refused after a while') + ready())
         else:
             raise ValueError(mode)

@@ -234,6 +234,13 @@ def test_postgres_down_and_restart(stack, daemon, how):
     assert back and back[-1].get('outage') == 'restart', pg_log
     pgb_down = [e for e in transitions(d, 'pgbouncer') if e['to'] == 'fail']
     assert pgb_down and pgb_down[-1]['reason'] == 'database_down', pgb_down
+    # Every line went through the logger, libpq's notices too (an immediate
+    # shutdown's "WARNING:  terminating connection ..." came out raw).
+    raw = [ln for ln in d.stderr().splitlines() if ln.strip() and not ln.startswith('{')]
+    assert not raw, f'stderr lines that are not JSON: {raw[:3]}'
+    for ln in d.stderr().splitlines():
+        if ln.strip():
+            json.loads(ln)
 
 
 # ----- 3. a hung PostgreSQL (every process stopped)
