@@ -18,11 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_PARAMS 32
+/* Nice value of a login thread (Linux applies it per thread). */
+#define LOGIN_NICE 10
 /* How often a worker waiting on the server looks at its cancel flag. */
 #define POLL_SLICE_MS 50
 
@@ -132,6 +135,10 @@ static void run_login(struct pglogin *l)
 static void *worker(void *arg)
 {
         struct pglogin *l = arg;
+        /* On a machine with fewer free cores than logins in flight the
+         * scheduler would share a core fairly between a login's PBKDF2 and
+         * the loop: a lower priority lets the loop's wake-ups win. */
+        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), LOGIN_NICE);
         run_login(l);
         PGconn *drop = NULL;
         pthread_mutex_lock(&mu);
