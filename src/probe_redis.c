@@ -282,8 +282,9 @@ static void *guard_string(const redisReadTask *task, char *str, size_t len)
 static void *guard_array(const redisReadTask *task, int elements)
 {
         if (elements < 0) {
-                /* 0.14.1 passes any negative count on (only -1 is a nil):
-                 * hiredis would record it as a huge element count */
+                /* Debian's 0.14.1 refuses these itself ("Multi-bulk length
+                 * out of range"); a hiredis without that check would record
+                 * the count as a huge size_t, so refuse them here too */
                 redisAsyncContext *ac = task->privdata;
                 if (ac->data != NULL)
                         violate(ac->data, "protocol_error", "an array of %d elements", elements);
