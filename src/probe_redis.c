@@ -27,11 +27,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- server-wide facts, shared by the targets of one server ---- */
+/* ---- server-wide facts, shared by the targets of one server ----
+ *
+ * Shared per server and user: what INFO shows does not depend on the user,
+ * but whether INFO may be run at all does (info_denied). */
 
 struct redis_server {
         struct redis_server *next;
-        char key[300];
+        char key[400];
         int refs;
         bool has;
         double fetched; /* monotonic */
@@ -45,10 +48,10 @@ struct redis_server {
 
 static struct redis_server *servers;
 
-static struct redis_server *server_get(const char *host, int port)
+static struct redis_server *server_get(const char *host, int port, const char *user)
 {
-        char key[300];
-        snprintf(key, sizeof(key), "%s:%d", host, port);
+        char key[400];
+        snprintf(key, sizeof(key), "%s:%d:%s", host, port, user != NULL ? user : "");
         for (struct redis_server *s = servers; s != NULL; s = s->next)
                 if (strcmp(s->key, key) == 0) {
                         s->refs++;
@@ -140,7 +143,7 @@ static void *rp_create(struct probe_env *env)
         if (p == NULL)
                 abort();
         p->env = env;
-        p->server = server_get(env->conf->host, env->conf->port);
+        p->server = server_get(env->conf->host, env->conf->port, env->conf->user);
         char host[64] = "";
         gethostname(host, sizeof(host) - 1);
         snprintf(p->key, sizeof(p->key), "hdms-healthd:%s:%s:%ld", env->conf->name, host,

@@ -258,7 +258,8 @@ def test_least_privilege_user_is_a_warning(redis_server, daemon):
     """A user without @dangerous may not run INFO or CLIENT LIST (NOPERM):
     the target warns (info_denied / client_list_denied), the figures those
     commands give are absent, everything else is still checked, and the
-    connection is kept."""
+    connection is kept. A target of the same server with a user allowed
+    INFO (here the default user) is not affected."""
     user, password = 'healthd-lp', 'lp-Pw-3b1e'
     redis_server.redis_cli('ACL', 'SETUSER', user, 'on', f'>{password}', '~*', '&*',
                            '+@all', '-@dangerous')
@@ -266,10 +267,15 @@ def test_least_privilege_user_is_a_warning(redis_server, daemon):
     text += (f'\n[target celery]\nkind = redis\nhost = 127.0.0.1\n'
              f'port = {redis_server.redis_port}\ndb = 2\nqueues = celery\n'
              f'user = {user}\npassword = {password}\n')
+    text += (f'\n[target full]\nkind = redis\nhost = 127.0.0.1\n'
+             f'port = {redis_server.redis_port}\ndb = 1\n')
     d = daemon(config_text=text)
     w = Watch(d)
-    d.wait_for(lambda: {t['status'] for t in d.json('/status')['targets'].values()} == {'warn'},
-               timeout=10, what='both targets warn')
+
+    def statuses():
+        return {n: t['status'] for n, t in d.json('/status')['targets'].items()}
+    want = {'hostile': 'warn', 'celery': 'warn', 'full': 'pass'}
+    d.wait_for(lambda: statuses() == want, timeout=10, what=f'statuses {want}')
     body = d.json('/status')
     cache, celery = body['targets']['hostile'], body['targets']['celery']
     assert cache['reason'] == 'info_denied', cache
@@ -283,6 +289,7 @@ def test_least_privilege_user_is_a_warning(redis_server, daemon):
     assert checks['celery:queueLength'][0]['observedValue'] == 0
     # what INFO and CLIENT LIST would have given is absent, not made up
     assert 'hostile:memory' not in checks and 'celery:consumers' not in checks, sorted(checks)
+    assert 'full:memory' in checks, sorted(checks)
 
     def daemon_clients():
         """The ids of the connections the ACL user holds."""
@@ -295,7 +302,7 @@ def test_least_privilege_user_is_a_warning(redis_server, daemon):
     before = daemon_clients()
     assert len(before) == 2, before  # one persistent connection a target
     time.sleep(3.5)  # three more rounds
-    assert {t['status'] for t in d.json('/status')['targets'].values()} == {'warn'}
+    assert statuses() == want
     assert daemon_clients() == before, 'the daemon reconnected: the connection was dropped'
     w.finish()
 
