@@ -882,7 +882,7 @@ static void rp_start(void *vp, const char *addr)
                         p->steps[p->nsteps++] = (struct step){OP_AUTH, 0};
                 p->steps[p->nsteps++] = (struct step){OP_SELECT, 0};
         }
-        /* INFO once per round per server: the first target due fetches it,
+        /* INFO once per round per server and user: the first target due fetches it,
          * the others judge the latest copy. */
         struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
