@@ -134,6 +134,43 @@ timers and of a once-a-second timer, `/status` `loopLag.maxSeconds`).
 """
 
 
+HOSTILE_REDIS = """\
+## Hostile Redis servers
+
+A server that speaks RESP correctly but unexpectedly (a confused server, a
+proxy or middlebox in between, or a hostile one) costs a failed or warned
+check with a protocol reason code, never the daemon. Each case below is a
+test in `test/integration/test_hostile_redis.py`, run against the ASan/UBSan
+build: a fake server (`test/integration/fakeredis.py`, well-behaved except
+for the case) or a real Redis. In every case the daemon stays up, `/livez`
+answers 200 within 1 s every time it is asked (every 50 ms throughout),
+and the daemon exits cleanly on SIGTERM without a sanitizer report. Target
+timings: `rise` 1, `fall` 1, `interval` 1 s, `timeout` 800 ms (10 s for the
+large replies, to show that they fail long before the deadline).
+
+| case | what the server does | outcome (status, reason) | daemon effect |
+|---|---|---|---|
+| unsolicited reply, idle | sends `+OK` on the idle connection between checks | fail, `protocol_error` (`unsolicited reply (a status "OK") ... while no command waited for one`) | the connection is dropped at once and made again; the next check passes. Before the fix: hiredis 0.14.1 asserted in `redisProcessCallbacks`, SIGABRT |
+| start of an unsolicited reply, idle | sends `$100\\r\\nabc` (half a bulk) between checks | fail, `protocol_error` (`unsolicited data ...`) | as above, as soon as the bytes arrive |
+| extra reply in the same read | answers `PING` with `+PONG\\r\\n+OK\\r\\n` | fail, `protocol_error` (`unsolicited reply ...`) | nothing is sent after the stray reply (it cannot pass for `SET`'s answer); the connection is dropped. Before: the `+OK` was taken as `SET`'s answer and every later reply shifted by one |
+| RESP3 push | answers `PING` with `>3` ... (a push) | fail, `protocol_error` (`not a Redis answer ...: Protocol error, got ">" as reply type byte`) | the connection is dropped |
+| wrong reply type | an array for `PING` or `SET`, an integer for `SELECT`, a status for `DEL`, a bulk for `LLEN`, an array for `CLIENT LIST` | fail, `protocol_error` (`set answered an array where +OK was expected`) | the connection is dropped. Before: only `PING` and `INFO` were checked; the others passed |
+| error instead of PONG | answers `PING` with `-ERR ...` | fail, `server_error` (the error text) | the connection is dropped |
+| malformed lengths | `*-5` (negative array), arrays nested 9 deep | fail, `protocol_error` (hiredis's own checks) | the connection is dropped |
+| huge bulk | answers `PING` with `$1000000000\\r\\n` and streams bytes as fast as they are read | fail, `reply_too_large` after 16 MiB (about 1 s in the ASan build) | the connection is dropped; VmRSS peaked about 30 MB above its start (ASan quarantine at 16 MB). Before: the buffer grew at the sender's pace until the deadline |
+| huge array | `*1000000000\\r\\n` then `:1\\r\\n` elements | fail, `reply_too_large` at once (8 GB of element pointers announced) | before: hiredis allocated the 8 GB array and built an object per element; VmRSS passed 850 MB in seconds |
+| long array | `*2000000\\r\\n` (16 MB of pointers, admitted) then `:1\\r\\n` elements | fail, `reply_too_large` once the elements built pass 16 MiB | the partly built reply is freed with the connection |
+| endless line | `+` then bytes without a line end | fail, `reply_too_large` after 64 KiB | before: hiredis rescanned the growing line on every read until the deadline |
+| least-privilege ACL user (real Redis 7) | a user with `+@all -@dangerous`: `NOPERM` for `INFO` and `CLIENT LIST` | warn, `info_denied` / `client_list_denied`; memory, clients and consumers absent | the connection is kept (the same client id throughout); `PING`, `SET`/`GET`/`DEL` and `LLEN` are still checked. Before: fail, `permission_denied`, and a reconnect at every check |
+| `NOPERM` for `INFO` (fake) | `-NOPERM ...` for `INFO` only | warn, `info_denied` | one connection for the whole test |
+
+What a hostile Redis server can still cost: up to 16 MiB of memory per
+target while a reply arrives (freed with the connection), and the loop
+turns spent reading it 16 KiB at a time (each turn short: `/livez` is not
+held up), once per check.
+"""
+
+
 def fmt(v, digits=2):
     return '' if v is None else f'{v:.{digits}f}'
 
@@ -252,6 +289,8 @@ def render(doc):
         out += ['  - ' + p.strip().splitlines()[-1].replace('|', '\\|')
                 for p in c.get('problems', [])]
     out.append('\n' + LOOP_NOTE)
+    # not measured by the fault matrix: test_hostile_redis.py asserts these
+    out.append(HOSTILE_REDIS)
     return '\n'.join(out).rstrip() + '\n'
 
 
