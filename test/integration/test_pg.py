@@ -468,7 +468,7 @@ def test_connections_exhausted(make_stack, daemon):
     # away (an application may take it) and logs in again at every retry.
     assert logins == 0, \
         (f'the daemon logged in to PostgreSQL {logins} times while connections were '
-         'exhausted (daemon bug: src/probe_pg.c part_done() closes the connection '
+         'exhausted (daemon bug: src/probe_postgres.c fail_on() closes the connection '
          'after any failed check, also one judged from a successful query)')
 
 
@@ -575,6 +575,6 @@ def test_login_refusals_have_specific_reasons(stack, run_healthd):
         if last['reason'] not in reasons:
             wrong.append(f'{name}: {last["reason"]} (expected {"/".join(sorted(reasons))}):'
                          f' {last["output"]}')
-    assert not wrong, ('login refusals misclassified (daemon bug: src/probe_pg.c classify() '
+    assert not wrong, ('login refusals misclassified (daemon bug: src/pgconn.c pgconn_classify() '
                        'has no match for these connect-time messages, and connect errors '
                        'carry no SQLSTATE):\n' + '\n'.join(wrong))
