@@ -14,8 +14,7 @@
  * cancelled first.  A cancelled login is finished by whichever side holds
  * it: the worker (PQfinish) when it is still running, the loop otherwise.
  * A worker stuck in CPU work (PBKDF2) cannot be stopped: it burns its own
- * thread, never the loop; pglogin_running() lets the caller refuse to pile
- * another login onto a server that is still holding one. */
+ * thread, never the loop. */
 #ifndef HEALTHD_PGLOGIN_H
 #define HEALTHD_PGLOGIN_H
 
@@ -30,17 +29,16 @@ struct pglogin;
 typedef void (*pglogin_cb)(PGconn *conn, const char *err, void *arg);
 
 /* Starts a login with libpq's keyword/value arrays (copied; NULL-terminated,
- * `hostaddr` set so that libpq resolves nothing).  The returned handle is
- * the caller's reference: drop it with pglogin_release() (after `done` ran,
- * or after pglogin_cancel()).  NULL when no thread could be started; `err`
+ * `hostaddr` set so that libpq resolves nothing).  The TCP connect may take
+ * `connect_s`, the whole login `login_s`.  The returned handle is the
+ * caller's reference: drop it with pglogin_release() (after `done` ran, or
+ * after pglogin_cancel()).  NULL when no thread could be started; `err`
  * then says why. */
 struct pglogin *pglogin_start(struct event_base *base, const char *const *keys,
-                              const char *const *vals, double timeout_s, pglogin_cb done, void *arg,
-                              char *err, size_t errlen);
+                              const char *const *vals, double connect_s, double login_s,
+                              pglogin_cb done, void *arg, char *err, size_t errlen);
 /* No callback after this; the connection, if any, is closed. */
 void pglogin_cancel(struct pglogin *l);
-/* True while the worker thread has not returned. */
-bool pglogin_running(const struct pglogin *l);
 void pglogin_release(struct pglogin *l);
 /* Number of worker threads alive now (for tests and the shutdown). */
 int pglogin_threads(void);

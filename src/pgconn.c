@@ -17,6 +17,9 @@
 #include <string.h>
 
 #define MAX_RESULTS 4
+/* Seconds a login may take once the server accepted the TCP connection,
+ * whatever the check's own timeout (the reconnection target). */
+#define PGCONN_LOGIN_MIN 5.0
 
 enum pgconn_state { PGCONN_CLOSED, PGCONN_LOGGING_IN, PGCONN_IDLE, PGCONN_BUSY };
 
@@ -29,7 +32,7 @@ struct pgconn {
         enum pgconn_state st;
         PGconn *conn;
         struct event *ev;
-        struct pglogin *login; /* the login in flight, or the last one abandoned */
+        struct pglogin *login; /* the login in flight (LOGGING_IN) */
         pgconn_cb cb;
         PGresult *res[MAX_RESULTS];
         int nres;    /* results kept */
@@ -147,11 +150,11 @@ static void drop(struct pgconn *c)
 
 void pgconn_close(struct pgconn *c)
 {
-        if (c->login != NULL && c->st == PGCONN_LOGGING_IN)
-                pglogin_cancel(c->login); /* kept: pglogin_running() tells when it ends */
+        c->cb = NULL;
+        if (c->st == PGCONN_LOGGING_IN)
+                return; /* the login goes on, unwatched: see pgconn_connect() */
         drop(c);
         clear_results(c);
-        c->cb = NULL;
 }
 
 static void set_error(struct pgconn *c, const char *reason, const char *msg)
@@ -226,24 +229,18 @@ static void logged_in(PGconn *conn, const char *err, void *arg)
 
 void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb cb)
 {
-        pgconn_close(c);
-        c->cb = cb;
         c->err[0] = c->sqlstate[0] = '\0';
         c->reason = NULL;
-        if (c->login != NULL) {
-                if (pglogin_running(c->login)) {
-                        /* One login per connection at a time: a server that
-                         * holds one (a slow handshake, a costly SCRAM
-                         * iteration count) gets no second thread. */
-                        set_error(c, "timeout",
-                                  "the previous login has not ended yet (the server is slow "
-                                  "to authenticate)");
-                        finish(c, false);
-                        return;
-                }
-                pglogin_release(c->login);
-                c->login = NULL;
+        if (c->st == PGCONN_LOGGING_IN) {
+                /* A check's deadline came during a login, which went on in
+                 * its thread: this check waits for that login rather than
+                 * start a second one (a server slow to authenticate, or one
+                 * asking for a costly SCRAM, gets one thread at a time). */
+                c->cb = cb;
+                return;
         }
+        pgconn_close(c);
+        c->cb = cb;
         char port[16];
         snprintf(port, sizeof(port), "%d", p->port);
         const char *keys[12], *vals[12];
@@ -267,7 +264,9 @@ void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb c
 #undef KV
         keys[n] = vals[n] = NULL;
         char err[200];
-        c->login = pglogin_start(c->base, keys, vals, p->timeout_s, logged_in, c, err, sizeof(err));
+        c->login = pglogin_start(c->base, keys, vals, p->timeout_s,
+                                 p->timeout_s > PGCONN_LOGIN_MIN ? p->timeout_s : PGCONN_LOGIN_MIN,
+                                 logged_in, c, err, sizeof(err));
         if (c->login == NULL) {
                 set_error(c, "internal_error", err);
                 finish(c, false);
@@ -428,8 +427,13 @@ void pgconn_free(struct pgconn *c)
 {
         if (c == NULL)
                 return;
+        if (c->login != NULL) {
+                pglogin_cancel(c->login);
+                pglogin_release(c->login);
+                c->login = NULL;
+                c->st = PGCONN_CLOSED;
+        }
         pgconn_close(c);
-        pglogin_release(c->login);
         free(c);
 }
 

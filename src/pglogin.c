@@ -18,24 +18,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_PARAMS 32
-/* Nice value of a login thread (Linux applies it per thread). */
-#define LOGIN_NICE 10
 /* How often a worker waiting on the server looks at its cancel flag. */
 #define POLL_SLICE_MS 50
 
 struct pglogin {
         atomic_int refs;
         atomic_bool cancelled;
-        atomic_bool running;
         char *keys[MAX_PARAMS + 1];
         char *vals[MAX_PARAMS + 1];
-        double timeout_s;
+        double connect_s; /* bound of the TCP connect */
+        double login_s;   /* bound of the whole login, once connected */
         PGconn *conn;
         char err[300];
         pglogin_cb done;
@@ -84,10 +81,14 @@ static void set_err(struct pglogin *l, const char *msg)
 }
 
 /* Runs on the worker: drives PQconnectPoll until connected, failed,
- * cancelled or out of time. */
+ * cancelled or out of time.  Until the TCP connection is made the
+ * deadline is the check's own (an address that does not answer is soon
+ * tried afresh); after it, the login may take longer than one check: a
+ * busy machine's slow PBKDF2 then still ends in a connection that the
+ * next check finds ready. */
 static void run_login(struct pglogin *l)
 {
-        double deadline = mono() + l->timeout_s;
+        double start = mono();
         PGconn *conn =
             PQconnectStartParams((const char *const *)l->keys, (const char *const *)l->vals, 0);
         if (conn == NULL) {
@@ -112,7 +113,8 @@ static void run_login(struct pglogin *l)
                         PQfinish(conn);
                         return;
                 }
-                double left = deadline - mono();
+                double bound = PQstatus(conn) == CONNECTION_STARTED ? l->connect_s : l->login_s;
+                double left = start + bound - mono();
                 if (atomic_load(&l->cancelled) || left <= 0) {
                         set_err(l, "login timed out");
                         PQfinish(conn);
@@ -135,10 +137,6 @@ static void run_login(struct pglogin *l)
 static void *worker(void *arg)
 {
         struct pglogin *l = arg;
-        /* On a machine with fewer free cores than logins in flight the
-         * scheduler would share a core fairly between a login's PBKDF2 and
-         * the loop: a lower priority lets the loop's wake-ups win. */
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), LOGIN_NICE);
         run_login(l);
         PGconn *drop = NULL;
         pthread_mutex_lock(&mu);
@@ -160,7 +158,6 @@ static void *worker(void *arg)
                          * only means the loop is already awake */
                 }
         }
-        atomic_store(&l->running, false);
         nthreads--;
         pthread_cond_broadcast(&gone);
         pthread_mutex_unlock(&mu);
@@ -223,8 +220,8 @@ static bool setup(struct event_base *base, char *err, size_t errlen)
 }
 
 struct pglogin *pglogin_start(struct event_base *base, const char *const *keys,
-                              const char *const *vals, double timeout_s, pglogin_cb done, void *arg,
-                              char *err, size_t errlen)
+                              const char *const *vals, double connect_s, double login_s,
+                              pglogin_cb done, void *arg, char *err, size_t errlen)
 {
         if (!setup(base, err, errlen))
                 return NULL;
@@ -239,8 +236,8 @@ struct pglogin *pglogin_start(struct event_base *base, const char *const *keys,
         }
         atomic_init(&l->refs, 2);
         atomic_init(&l->cancelled, false);
-        atomic_init(&l->running, true);
-        l->timeout_s = timeout_s;
+        l->connect_s = connect_s;
+        l->login_s = login_s > connect_s ? login_s : connect_s;
         l->done = done;
         l->arg = arg;
 
@@ -275,11 +272,6 @@ void pglogin_cancel(struct pglogin *l)
         pthread_mutex_lock(&mu);
         atomic_store(&l->cancelled, true);
         pthread_mutex_unlock(&mu);
-}
-
-bool pglogin_running(const struct pglogin *l)
-{
-        return atomic_load(&l->running);
 }
 
 void pglogin_release(struct pglogin *l)
