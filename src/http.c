@@ -1,4 +1,5 @@
 #include "http.h"
+#include "clock.h"
 #include "log.h"
 #include "render.h"
 
@@ -74,10 +75,8 @@ static void snapshot(struct http *h)
 
 static void render_ctx(struct http *h, struct render_ctx *c)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         c->version = HEALTHD_VERSION;
-        c->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        c->now = wall_now();
         c->uptime = engine_uptime(h->eng);
         c->detail = h->cfg->status_token == NULL;
         c->mono = mono_now();

@@ -2,12 +2,12 @@
  * no script, no external asset) that refreshes itself.  Every string that
  * came from the network or the configuration goes through esc(). */
 #include "render.h"
+#include "clock.h"
 #include "strbuf.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static void esc(struct strbuf *b, const char *s)
 {
@@ -104,11 +104,8 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
         struct strbuf b;
         strbuf_init(&b, 8192 + n * 3072);
         enum status agg = render_aggregate(v, n);
-        char when[64];
-        time_t now = (time_t)c->now;
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        char when[CLOCK_TEXT_MAX];
+        clock_format(c->now, CLOCK_HUMAN, when, sizeof(when));
 
         strbuf_printf(&b,
                       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

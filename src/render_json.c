@@ -2,12 +2,12 @@
  * been cleaned to UTF-8 by the probes; json_string() still refuses invalid
  * UTF-8, and a refused value is left out rather than breaking the body. */
 #include "render.h"
+#include "clock.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define PROBE_BODY_MAX 3500 /* Docker keeps the first 4096 bytes */
 
@@ -17,21 +17,12 @@ static void set_str(json_t *o, const char *k, const char *v)
                 json_object_set_new(o, k, json_string(v)); /* NULL (bad UTF-8) is skipped */
 }
 
-static void rfc3339(double t, char *buf, size_t len)
-{
-        time_t s = (time_t)t;
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, len - n, ".%03dZ", (int)((t - floor(t)) * 1000.0) % 1000);
-}
-
 static void set_time(json_t *o, const char *k, double t)
 {
-        char buf[40];
+        char buf[CLOCK_TEXT_MAX];
         if (t <= 0)
                 return;
-        rfc3339(t, buf, sizeof(buf));
+        clock_format(t, CLOCK_RFC3339, buf, sizeof(buf));
         json_object_set_new(o, k, json_string(buf));
 }
 

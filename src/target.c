@@ -2,6 +2,7 @@
  * probe_done(), all under one deadline timer; every path ends in finish(),
  * which feeds rise/fall, logs a transition and schedules the next check. */
 #include "target.h"
+#include "clock.h"
 #include "log.h"
 #include "slo.h"
 #include "textutil.h"
@@ -72,20 +73,6 @@ struct engine {
 
 /* Targets per phase slot of the schedule grid (see next_slot). */
 #define PHASE_GROUP 32
-
-double mono_now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timeval ms_tv(int64_t ms)
 {

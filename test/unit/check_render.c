@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "probe.h"
 #include "render.h"
 #include "target.h"
@@ -875,6 +876,36 @@ START_TEST(test_worsen_cut_keeps_utf8)
 }
 END_TEST
 
+/* ---- clock_format ------------------------------------------------------- */
+
+/* The one timestamp format of logs, JSON and the dashboard. */
+START_TEST(test_clock_format)
+{
+        char buf[CLOCK_TEXT_MAX];
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.000Z");
+        ck_assert_str_eq(clock_format(T0 + 0.25, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.250Z");
+        /* truncated, never rounded into the next second */
+        ck_assert_str_eq(clock_format(T0 + 0.9999, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.999Z");
+        ck_assert_str_eq(clock_format(0, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "1970-01-01T00:00:00.000Z");
+        ck_assert_str_eq(clock_format(T0 + 0.5, CLOCK_HUMAN, buf, sizeof(buf)),
+                         "2023-11-14 22:13:20 UTC");
+        /* too small a buffer or no time at all: empty, never a cut timestamp */
+        char small[20];
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, small, sizeof(small)), "");
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, 24), "");
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, 25), "2023-11-14T22:13:20.000Z");
+        ck_assert_str_eq(clock_format(NAN, CLOCK_RFC3339, buf, sizeof(buf)), "");
+        /* the clocks move forward */
+        double m = mono_now(), w = wall_now();
+        ck_assert(m > 0 && w > T0);
+        ck_assert(mono_now() >= m);
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
         Suite *s = suite_create("render");
@@ -908,6 +939,10 @@ static Suite *render_suite(void)
         tcase_add_checked_fixture(tc, NULL, release_all);
         tcase_add_loop_test(tc, test_worsen, 0, N(worsen_cases));
         tcase_add_loop_test(tc, test_worsen_cut_keeps_utf8, 0, N(cut_cases));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("clock");
+        tcase_add_test(tc, test_clock_format);
         suite_add_tcase(s, tc);
         return s;
 }
