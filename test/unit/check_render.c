@@ -906,6 +906,145 @@ START_TEST(test_clock_format)
 }
 END_TEST
 
+/* ---- /metrics snapshot ---------------------------------------------------- */
+
+/* Every kind with figures, label values that need escaping, a target with no
+ * result yet, service levels with an outage and a loop-lag histogram.  The
+ * exposition is compared byte for byte with data/render_metrics.txt: the
+ * families are a table now, and a reordered family, a changed HELP text or
+ * a lost series shows here first.  HEALTHD_UPDATE_GOLDEN=1 rewrites the
+ * file after an intended change (review the diff). */
+struct snap {
+        struct fake f[5];
+        struct slo *slo[5];
+        struct target_view v[5];
+        struct hist lag;
+};
+
+static void snap_slo(struct snap *s, size_t i, bool ok)
+{
+        static const struct slo_targets st = {10, 5, 0.05};
+        s->slo[i] = slo_new(100.0, &st);
+        s->f[i].v.slo = s->slo[i];
+        if (s->f[i].v.status == ST_UNKNOWN)
+                return;
+        s->f[i].v.failures = 2;
+        s->f[i].v.transitions = 3;
+        slo_check(s->slo[i], 101, true, 0.004);
+        slo_check(s->slo[i], 103, ok, 0.2);
+        slo_op(s->slo[i], "ping", 0.001);
+        slo_op(s->slo[i], "get", 0.06);
+        slo_down(s->slo[i], 104);
+        slo_up(s->slo[i], 110, 109, true);
+        slo_check(s->slo[i], 111, true, 0.03);
+}
+
+static void snap_init(struct snap *s)
+{
+        static char celery[] = "celery", reports[] = "re\"p\\orts";
+        static char host[] = "127.0.0.1", hdms[] = "hdms";
+        memset(s, 0, sizeof(*s));
+        struct fake *f = s->f;
+        fake_init(&f[0], "redis-cache", KIND_REDIS, true, ST_PASS);
+        struct probe_result *r = &f[0].last;
+        r->nops = 2;
+        snprintf(r->ops[0].op, sizeof(r->ops[0].op), "set");
+        r->ops[0].seconds = 0.002;
+        snprintf(r->ops[1].op, sizeof(r->ops[1].op), "get");
+        r->ops[1].seconds = 0.08;
+        r->used_memory = 1048576;
+        r->connected_clients = 12;
+        f[0].shown = *r;
+
+        fake_init(&f[1], "redis-celery", KIND_REDIS, true, ST_WARN);
+        f[1].conf.nqueues = 2;
+        f[1].conf.queues[0] = celery;
+        f[1].conf.queues[1] = reports;
+        fake_result(&f[1], ST_WARN, "queue_depth", "queue re\"p\\orts holds 5000 <b>");
+        f[1].last.nqueues = 1;
+        snprintf(f[1].last.queues[0].name, sizeof(f[1].last.queues[0].name), "celery");
+        f[1].last.queues[0].length = 5;
+        f[1].last.consumers = 0;
+
+        fake_init(&f[2], "postgres", KIND_POSTGRES, true, ST_FAIL);
+        fake_result(&f[2], ST_FAIL, "connect_refused", "could not connect: refused\nline 2");
+        f[2].last.connections = 40;
+        f[2].last.max_connections = 100;
+        f[2].last.bypass = 2;
+
+        fake_init(&f[3], "pgbouncer", KIND_PGBOUNCER, true, ST_PASS);
+        r = &f[3].last;
+        r->npools = 2;
+        snprintf(r->pools[0].database, sizeof(r->pools[0].database), "other");
+        snprintf(r->pools[0].user, sizeof(r->pools[0].user), "app\"x");
+        r->pools[0].waiting = 3;
+        r->pools[0].maxwait_s = 1.5;
+        snprintf(r->pools[1].database, sizeof(r->pools[1].database), "pgbouncer");
+        snprintf(r->pools[1].user, sizeof(r->pools[1].user), "pgbouncer");
+        f[3].shown = *r;
+
+        fake_init(&f[4], "pgb2", KIND_PGBOUNCER, false, ST_UNKNOWN);
+        for (size_t i = 0; i < 5; i++) {
+                f[i].conf.host = host;
+                f[i].conf.dbname = hdms;
+                f[i].conf.user = hdms;
+                f[i].v.last_check = T0 + 0.125;
+                snap_slo(s, i, f[i].v.status != ST_FAIL);
+        }
+        views_of(f, 5, s->v);
+        hist_init(&s->lag, slo_lag_bounds, slo_lag_nbounds);
+        hist_observe(&s->lag, 0.0001);
+        hist_observe(&s->lag, 0.003);
+        hist_observe(&s->lag, 2);
+}
+
+static void snap_free(struct snap *s)
+{
+        for (size_t i = 0; i < 5; i++)
+                slo_free(s->slo[i]);
+}
+
+static char *read_data(const char *name)
+{
+        const char *dir = getenv("HEALTHD_TEST_DATA");
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : "test/unit/data", name);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "cannot open %s (run from the repo root)", path);
+        ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+        long size = ftell(f);
+        ck_assert_int_ge(size, 0);
+        rewind(f);
+        char *buf = own(malloc((size_t)size + 1));
+        ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+        buf[size] = '\0';
+        fclose(f);
+        return buf;
+}
+
+START_TEST(test_metrics_snapshot)
+{
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        char *got = own(render_metrics(s.v, 5, &c));
+        snap_free(&s);
+        if (getenv("HEALTHD_UPDATE_GOLDEN") != NULL) {
+                FILE *f = fopen("test/unit/data/render_metrics.txt", "wb");
+                ck_assert_ptr_nonnull(f);
+                fputs(got, f);
+                fclose(f);
+        }
+        const char *want = read_data("render_metrics.txt");
+        size_t line = 1, i = 0;
+        for (; got[i] != '\0' && got[i] == want[i]; i++)
+                if (got[i] == '\n')
+                        line++;
+        ck_assert_msg(got[i] == want[i], "differs at line %zu: got '%.80s' want '%.80s'", line,
+                      got + i, want + i);
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
         Suite *s = suite_create("render");
@@ -939,6 +1078,11 @@ static Suite *render_suite(void)
         tcase_add_checked_fixture(tc, NULL, release_all);
         tcase_add_loop_test(tc, test_worsen, 0, N(worsen_cases));
         tcase_add_loop_test(tc, test_worsen_cut_keeps_utf8, 0, N(cut_cases));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("metrics");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_test(tc, test_metrics_snapshot);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("clock");
