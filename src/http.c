@@ -241,7 +241,10 @@ static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
         for (size_t i = 0; i < h->nviews; i++) {
                 const struct target_view *v = &h->views[i];
                 double limit = render_stale_after(v);
-                double age = v->result_age >= 0 ? v->result_age : engine_uptime(h->eng);
+                /* Before its first result a target is as old as itself: one
+                 * that a reload added or changed is not stale for the time the
+                 * daemon ran before it. */
+                double age = v->result_age >= 0 ? v->result_age : v->existed;
                 if (age > limit) {
                         char body[300];
                         snprintf(body, sizeof(body),

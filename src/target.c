@@ -30,6 +30,7 @@ struct target {
         bool resolving;
         struct resolve_req *dns;
         double started; /* monotonic */
+        double created; /* monotonic: when this target, or its current configuration, began */
         bool once_reported;
 
         bool has_last;
@@ -507,6 +508,7 @@ static struct target *target_new(struct engine *e, const struct target_conf *c)
         t->slo = slo_new(e->started, &st);
         t->status = ST_UNKNOWN;
         t->startup_seconds = -1;
+        t->created = mono_now();
         t->timer = evtimer_new(e->base, on_timer, t);
         t->deadline = evtimer_new(e->base, on_deadline, t);
         if (t->timer == NULL || t->deadline == NULL)
@@ -663,7 +665,9 @@ void engine_view(const struct engine *e, size_t i, struct target_view *v)
         v->last_duration = t->last_duration;
         v->last_check = t->has_last ? t->last_check_wall : 0;
         v->last_change = t->last_change_wall;
-        v->result_age = t->has_last ? mono_now() - t->last_check_mono : -1;
+        double now = mono_now();
+        v->result_age = t->has_last ? now - t->last_check_mono : -1;
+        v->existed = now - t->created;
         v->ever_passed = t->ever_passed;
         v->startup_seconds = t->startup_seconds;
         v->last_outage = t->last_outage;
