@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "log.h"
 #include "render.h"
+#include "textutil.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -446,7 +447,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         (void)cls;
         char buf[300];
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        utf8_vsnprintf(buf, sizeof(buf), fmt, ap);
         size_t n = strlen(buf);
         while (n > 0 && buf[n - 1] == '\n')
                 buf[--n] = '\0';

@@ -4,14 +4,29 @@
 #include "render.h"
 #include "clock.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* HTML-escaped, and valid UTF-8 (the page says charset=utf-8): text that
+ * is not is cleaned first, one U+FFFD per bad sequence. */
 static void esc(struct strbuf *b, const char *s)
 {
-        for (; s != NULL && *s != '\0'; s++) {
+        if (s == NULL)
+                return;
+        char *clean = NULL;
+        size_t len = strlen(s);
+        if (!utf8_valid(s, len)) {
+                clean = malloc(3 * len + 1); /* a bad byte becomes U+FFFD, 3 bytes */
+                if (clean == NULL)
+                        abort();
+                utf8_clean(clean, 3 * len + 1, s, len);
+                s = clean;
+        }
+        for (; *s != '\0'; s++) {
                 switch (*s) {
                 case '<':
                         strbuf_puts(b, "&lt;");
@@ -32,6 +47,7 @@ static void esc(struct strbuf *b, const char *s)
                         strbuf_putc(b, *s);
                 }
         }
+        free(clean);
 }
 
 static void duration(struct strbuf *b, double s)

@@ -3,10 +3,12 @@
  * startup (histograms and counters at zero, unknown gauges NaN). */
 #include "render.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define P "hdms_healthd_"
@@ -16,9 +18,26 @@ static void family(struct strbuf *b, const char *name, const char *type, const c
         strbuf_printf(b, "# HELP " P "%s %s\n# TYPE " P "%s %s\n", name, help, name, type);
 }
 
+/* Text that is not valid UTF-8, cleaned into a new buffer (NULL when it is
+ * valid): the exposition format, like JSON, is UTF-8 only. */
+static char *clean_copy(const char *s)
+{
+        size_t len = strlen(s);
+        if (utf8_valid(s, len))
+                return NULL;
+        char *clean = malloc(3 * len + 1); /* a bad byte becomes U+FFFD, 3 bytes */
+        if (clean == NULL)
+                abort();
+        utf8_clean(clean, 3 * len + 1, s, len);
+        return clean;
+}
+
 /* A label value, escaped as the format requires; plain runs are copied whole. */
 static void label_value(struct strbuf *b, const char *s)
 {
+        char *clean = clean_copy(s);
+        if (clean != NULL)
+                s = clean;
         strbuf_putc(b, '"');
         for (;;) {
                 size_t run = strcspn(s, "\\\"\n");
@@ -30,6 +49,7 @@ static void label_value(struct strbuf *b, const char *s)
                 s++;
         }
         strbuf_putc(b, '"');
+        free(clean);
 }
 
 /* labels: NULL-terminated name/value pairs */

@@ -96,7 +96,7 @@ void probe_result_init(struct probe_result *r)
 static void vset_output(struct probe_result *r, bool append, const char *fmt, va_list ap)
 {
         char raw[OUTPUT_MAX];
-        vsnprintf(raw, sizeof(raw), fmt, ap);
+        utf8_vsnprintf(raw, sizeof(raw), fmt, ap); /* a cut leaves no half character */
         if (!append || r->output[0] == '\0') {
                 utf8_clean(r->output, sizeof(r->output), raw, strlen(raw));
                 return;
@@ -278,9 +278,11 @@ static void blame_database(struct engine *e, struct probe_result *r)
                 char out[OUTPUT_MAX];
                 snprintf(out, sizeof(out), "%s", r->output);
                 snprintf(r->reason, sizeof(r->reason), "database_down");
-                snprintf(r->output, sizeof(r->output),
-                         "the database behind the pooler is down (target %s: %s); %s",
-                         pg->env.conf->name, pg->last.reason, out);
+                /* The pooler's own message (server text) is cut to fit: at
+                 * a character boundary, or /status would lose it whole. */
+                utf8_snprintf(r->output, sizeof(r->output),
+                              "the database behind the pooler is down (target %s: %s); %s",
+                              pg->env.conf->name, pg->last.reason, out);
                 return;
         }
 }
@@ -425,7 +427,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                                  (long long)c->timeout_ms);
         } else {
                 char phase[200];
-                snprintf(phase, sizeof(phase), "%s", t->ops->phase(t->probe));
+                utf8_snprintf(phase, sizeof(phase), "%s", t->ops->phase(t->probe));
                 const char *reason =
                     t->ops->timeout_reason != NULL ? t->ops->timeout_reason(t->probe) : "timeout";
                 t->ops->abort(t->probe);

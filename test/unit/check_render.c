@@ -671,41 +671,107 @@ START_TEST(test_status_json_unknown_target)
 }
 END_TEST
 
-/* Invalid UTF-8 from a server is cleaned by probe_result_set; text that
- * reaches the renderer some other way must not break the document. */
-START_TEST(test_status_json_invalid_utf8)
+/* Raw bytes straight into the results, as a probe or the engine could leave
+ * them (a message cut inside a character, a server's name that was never
+ * cleaned): every renderer still answers valid UTF-8, and the output is
+ * there, cleaned, on /status, /readyz, /health/{target}, the dashboard and
+ * /metrics.  jansson refuses invalid strings, and a refused one used to
+ * vanish from the body without a word. */
+#define RAW_OUT                                                                                    \
+        "the database is down; "                                                                   \
+        "\xc3\xa9t\xc3\xa9 \xff and \xc3\x28 end \xe2\x82"
+#define CLEAN_OUT                                                                                  \
+        "the database is down; "                                                                   \
+        "\xc3\xa9t\xc3\xa9 " FFFD " and " FFFD "( end " FFFD
+
+static void raw_output(struct probe_result *r, const char *text)
+{
+        ck_assert_uint_lt(strlen(text), sizeof(r->output));
+        memcpy(r->output, text, strlen(text) + 1);
+}
+
+static bool valid_utf8(const char *s)
+{
+        json_t *j = json_string(s); /* jansson's own check */
+        json_decref(j);
+        return j != NULL;
+}
+
+START_TEST(test_renderers_raw_invalid_utf8)
 {
         struct fake f[3];
         fake_init(&f[0], "postgres", KIND_POSTGRES, true, ST_FAIL);
-        fake_result(&f[0], ST_FAIL, "server_error", "bad \xff and \xc3\x28 end");
-        ck_assert_str_eq(f[0].shown.output, "bad " FFFD " and " FFFD "( end");
+        fake_result(&f[0], ST_FAIL, "server_error", "x");
+        raw_output(&f[0].shown, RAW_OUT);
+        raw_output(&f[0].last, RAW_OUT);
         fake_init(&f[1], "pgbouncer", KIND_PGBOUNCER, true, ST_PASS);
+        static char hdms[] = "hdms";
+        f[1].conf.dbname = hdms;
+        f[1].conf.user = hdms;
         f[1].last.npools = 1;
         snprintf(f[1].last.pools[0].database, sizeof(f[1].last.pools[0].database), "db\xff\xfe");
         snprintf(f[1].last.pools[0].user, sizeof(f[1].last.pools[0].user), "u\xc3\x28");
         f[1].last.pools[0].waiting = 3;
-        fake_init(&f[2], "redis-celery", KIND_REDIS, true, ST_PASS);
+        fake_init(&f[2], "redis-celery", KIND_REDIS, true, ST_WARN);
+        fake_result(&f[2], ST_WARN, "queue_depth", "x");
+        raw_output(&f[2].shown, "queue \xe2\x82");
+        f[2].last = f[2].shown;
         f[2].last.nqueues = 1;
         snprintf(f[2].last.queues[0].name, sizeof(f[2].last.queues[0].name), "q\xe2\x82");
-        f[2].last.queues[0].length = 1;
-        snprintf(f[2].last.server_version, sizeof(f[2].last.server_version), "\xff");
+        f[2].last.queues[0].length = 5000;
         struct target_view v[3];
         views_of(f, 3, v);
-
         enum status st;
+
+        /* /status: the target map, its raw last result and the check object */
         char *body = own(render_status_json(v, 3, &ctx_detail, &st));
-        ck_assert_msg(body != NULL, "render_status_json returned NULL");
         json_t *j = parse(body);
         json_t *t = json_object_get(json_object_get(j, "targets"), "postgres");
-        ck_assert_str_eq(jstr(t, "output"), "bad " FFFD " and " FFFD "( end");
-        json_t *m = measure(json_object_get(j, "checks"), "postgres:responseTime", 0);
-        ck_assert_str_eq(jstr(m, "output"), "bad " FFFD " and " FFFD "( end");
+        ck_assert_str_eq(jstr(t, "output"), CLEAN_OUT);
+        ck_assert_str_eq(jstr(json_object_get(t, "lastResult"), "output"), CLEAN_OUT);
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert_str_eq(jstr(measure(checks, "postgres:responseTime", 0), "output"), CLEAN_OUT);
+        ck_assert_str_eq(jstr(measure(checks, "redis-celery:responseTime", 0), "output"),
+                         "queue " FFFD);
+        json_t *q = measure(checks, "redis-celery:queueLength", 0);
+        ck_assert_str_eq(jstr(q, "componentId"), "q" FFFD);
+        ck_assert_str_eq(jstr(q, "output"), "q" FFFD " warn: 5000 messages");
+        json_t *pool = measure(checks, "pgbouncer:clientsWaiting", 0);
+        ck_assert_str_eq(jstr(pool, "componentId"), "db" FFFD FFFD "/u" FFFD "(");
 
+        /* /readyz */
         body = own(render_ready_json(v, 3, &ctx_detail, false, &st));
         j = parse(body);
+        json_t *c = json_object_get(json_object_get(j, "checks"), "postgres");
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(jstr(c, "reason"), "server_error");
+        ck_assert_str_eq(jstr(c, "output"), CLEAN_OUT);
+        c = json_object_get(json_object_get(j, "checks"), "redis-celery");
+        ck_assert_str_eq(jstr(c, "output"), "queue " FFFD);
+
+        /* /health/{target} */
         body = own(render_target_json(&v[0], &ctx_detail));
         j = parse(body);
-        ck_assert_str_eq(jstr(j, "output"), "bad " FFFD " and " FFFD "( end");
+        ck_assert_str_eq(jstr(j, "output"), CLEAN_OUT);
+
+        /* the dashboard: valid UTF-8 with the cleaned text */
+        struct render_ctx hc = ctx_detail;
+        struct slo_targets sl = {10, 5, 0.05};
+        struct slo *slo[3];
+        for (int i = 0; i < 3; i++)
+                v[i].slo = slo[i] = slo_new(0, &sl);
+        body = own(render_html(v, 3, &hc));
+        ck_assert_msg(valid_utf8(body), "the dashboard is not valid UTF-8");
+        ck_assert_ptr_nonnull(strstr(body, "the database is down; \xc3\xa9t\xc3\xa9 " FFFD " and"));
+
+        /* /metrics: label values are UTF-8 too */
+        body = own(render_metrics(v, 3, &hc));
+        for (int i = 0; i < 3; i++)
+                slo_free(slo[i]);
+        ck_assert_msg(valid_utf8(body), "the exposition is not valid UTF-8");
+        ck_assert_ptr_nonnull(strstr(body, "hdms_healthd_pgbouncer_clients_waiting{target="
+                                           "\"pgbouncer\",database=\"db" FFFD FFFD
+                                           "\",user=\"u" FFFD "(\"} 3\n"));
 }
 END_TEST
 
@@ -1069,7 +1135,7 @@ static Suite *render_suite(void)
         tcase_add_test(tc, test_status_json_structure);
         tcase_add_test(tc, test_status_json_output_on_warn);
         tcase_add_test(tc, test_status_json_unknown_target);
-        tcase_add_test(tc, test_status_json_invalid_utf8);
+        tcase_add_test(tc, test_renderers_raw_invalid_utf8);
         tcase_add_test(tc, test_status_json_script_unchanged);
         tcase_add_test(tc, test_status_json_empty);
         suite_add_tcase(s, tc);
