@@ -104,7 +104,9 @@ void probe_done(struct target *t, const struct probe_result *r);
 /* Called by a probe when the peer closed an idle persistent connection. */
 void probe_lost(struct target *t, const char *reason, const char *output);
 
-/* Monotonic seconds. */
+/* Monotonic seconds.  Defined in clock.c with the other clocks; declared
+ * here too so that every probe has it through this header (clock.h is the
+ * module's own interface). */
 double mono_now(void);
 
 #endif

@@ -1,11 +1,11 @@
 #include "log.h"
+#include "clock.h"
 #include "textutil.h"
 
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static enum log_format log_fmt = LOG_TEXT;
 static enum log_level log_min = LOG_INFO;
@@ -20,12 +20,7 @@ void log_setup(enum log_format fmt, enum log_level level)
 
 static void timestamp(char *buf, size_t len)
 {
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+        clock_format(wall_now(), CLOCK_RFC3339, buf, len);
 }
 
 static void emit_json(json_t *o)
@@ -42,7 +37,7 @@ void log_msg(enum log_level level, const char *target, const char *fmt, ...)
 {
         if (level < log_min)
                 return;
-        char raw[1024], msg[1024], ts[40];
+        char raw[1024], msg[1024], ts[CLOCK_TEXT_MAX];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(raw, sizeof(raw), fmt, ap);
@@ -69,7 +64,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
                     const char *reason, const char *output, double check_seconds,
                     const char *outage)
 {
-        char ts[40], out[600];
+        char ts[CLOCK_TEXT_MAX], out[600];
         utf8_clean(out, sizeof(out), output != NULL ? output : "", output ? strlen(output) : 0);
         timestamp(ts, sizeof(ts));
         enum log_level level = strcmp(to, "fail") == 0 ? LOG_WARN : LOG_INFO;
