@@ -22,7 +22,7 @@
  * @D/max (4095 bytes) and @D/big (5000 bytes).
  *
  * The file is written to a private directory made with mkdtemp() under
- * $TMPDIR (scripts/fuzz.sh points that into build/), and config.c's own
+ * $TMPDIR (scripts/fuzz.sh points that into build/), and the config*.c files' own
  * fopen() calls go through fuzz_config_fopen() below (see
  * fuzz_config_sandbox.h): nothing outside that directory is ever written.
  *
@@ -52,7 +52,7 @@ static char conf_path[PATH_MAX + 32];
 static char print_path[PATH_MAX + 32];
 static bool roundtrip = true;
 
-/* ---- the fopen() that config.c sees ---- */
+/* ---- the fopen() that config*.c see ---- */
 
 static bool safe_to_open(const char *path)
 {
@@ -80,7 +80,7 @@ FILE *fuzz_config_fopen(const char *path, const char *mode);
 FILE *fuzz_config_fopen(const char *path, const char *mode)
 {
         FUZZ_CHECK(mode[0] == 'r' && strchr(mode, '+') == NULL,
-                   "config.c opened '%s' with mode '%s': configuration loading must never write",
+                   "config*.c opened '%s' with mode '%s': configuration loading must never write",
                    path, mode);
         if (!safe_to_open(path)) {
                 errno = EACCES;

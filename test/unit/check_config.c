@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -384,7 +385,6 @@ static const char *target_field(const struct target_conf *t, enum fld f, char *b
 
 static const char *daemon_field(const struct config *c, enum fld f, char *b, size_t n)
 {
-        static const char *const levels[] = {"debug", "info", "warn", "error"};
         switch (f) {
         case D_FILE:
                 return str_or_null(c->file);
@@ -397,7 +397,7 @@ static const char *daemon_field(const struct config *c, enum fld f, char *b, siz
         case D_LOGFMT:
                 return c->log_format == LOG_JSON ? "json" : "text";
         case D_LOGLEVEL:
-                return levels[c->log_level];
+                return log_level_name(c->log_level);
         case D_INTERVAL:
                 snprintf(b, n, "%lld", (long long)c->interval_ms);
                 return b;
@@ -1862,6 +1862,27 @@ START_TEST(test_kind_names)
         ck_assert_str_eq(target_kind_name(KIND_REDIS), "redis");
         ck_assert_str_eq(target_kind_name(KIND_POSTGRES), "postgres");
         ck_assert_str_eq(target_kind_name(KIND_PGBOUNCER), "pgbouncer");
+        ck_assert_str_eq(target_kind_name((enum target_kind)7), "unknown");
+}
+END_TEST
+
+/* The one level list: every name parses back to its level, and the
+ * configuration accepts exactly these names. */
+START_TEST(test_level_names)
+{
+        static const char *const want[] = {"debug", "info", "warn", "error"};
+        ck_assert_int_eq(LOG_NLEVELS, N(want));
+        for (int i = 0; i < N(want); i++) {
+                enum log_level l = LOG_ERROR;
+                ck_assert_str_eq(log_level_name((enum log_level)i), want[i]);
+                ck_assert_int_eq(log_level_parse(want[i], &l), 0);
+                ck_assert_int_eq((int)l, i);
+        }
+        enum log_level l = LOG_INFO;
+        ck_assert_int_eq(log_level_parse("warning", &l), -1);
+        ck_assert_int_eq(log_level_parse("", &l), -1);
+        ck_assert_int_eq(log_level_parse("DEBUG", &l), -1);
+        ck_assert_int_eq((int)l, LOG_INFO);
 }
 END_TEST
 
@@ -1904,6 +1925,7 @@ static Suite *config_suite(void)
         tc = tcase_create("listen");
         tcase_add_loop_test(tc, test_parse_listen, 0, N(listen_cases));
         tcase_add_test(tc, test_kind_names);
+        tcase_add_test(tc, test_level_names);
         suite_add_tcase(s, tc);
         return s;
 }
