@@ -456,6 +456,11 @@ static int queues_set(const struct key *k, void *base, const char *value, char *
                         snprintf(why, whylen, "more than %d queues", MAX_QUEUES);
                         return -1;
                 }
+                if (e - p >= QUEUE_NAME_MAX) {
+                        snprintf(why, whylen, "queue name '%.32s...' is longer than %d bytes", p,
+                                 QUEUE_NAME_MAX - 1);
+                        return -1;
+                }
                 queues[*nqueues] = strndup(p, (size_t)(e - p));
                 if (queues[*nqueues] == NULL)
                         abort();

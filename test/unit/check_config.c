@@ -24,6 +24,7 @@
 #define A50 A10 A10 A10 A10 A10
 #define A191 A50 A50 A50 A10 A10 A10 A10 "a" /* "host = " + 191 = 198 bytes */
 #define A250 A50 A50 A50 A50 A50
+#define A63 A50 A10 "aaa" /* the longest queue name the probe keeps */
 
 /* Every configuration a test loads is held here until release(); the
  * teardown, which Check also runs after a failed assertion, frees the rest,
@@ -743,6 +744,13 @@ static const struct load_case {
      {0},
      DEFAULT_NAMES,
      {{"redis-celery", F_QUEUES, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p"}}},
+    {"CELERY_QUEUES, a 63-byte name",
+     false,
+     NULL,
+     {"CELERY_QUEUES=celery," A63},
+     {0},
+     DEFAULT_NAMES,
+     {{"redis-celery", F_QUEUES, "celery," A63}}},
     {"X_FILE secrets, trailing newlines cut",
      false,
      NULL,
@@ -1369,6 +1377,9 @@ static const struct {
     {"[target a]\nkind = redis\nhost =\n", {3}, {"host"}},
     {"[target a]\nkind = redis\nqueues = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", {3}, {"queues"}},
     {"[target a]\nkind = redis\nqueues = , ,\n", {3}, {"queues"}},
+    /* a queue name the probe would cut, so its metric would stay NaN */
+    {"[target a]\nkind = redis\nqueues = celery," A63 "b\n", {3}, {"queues", "63 bytes"}},
+    {"[target a]\nkind = redis\nqueues = " A63 "b,celery\n", {3}, {"queues", "63 bytes"}},
     /* timeout >= interval: the line of the key, else of the section */
     {"[target a]\nkind = redis\ninterval = 1s\ntimeout = 1s\n", {4, 1}, {"timeout"}},
     {"[daemon]\ntimeout = 1500ms\n[target a]\nkind = redis\ninterval = 1s\n",
@@ -1474,6 +1485,7 @@ static const struct {
     {{"HEALTHD_RISE=0"}, {0}, "HEALTHD_RISE"},
     {{"CELERY_QUEUES=,,,"}, {0}, "CELERY_QUEUES"},
     {{"CELERY_QUEUES=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"}, {0}, "CELERY_QUEUES"},
+    {{"CELERY_QUEUES=celery," A63 "b"}, {0}, "CELERY_QUEUES: queue name"},
     {{"HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP=300"}, {0}, "http_max_connections_per_ip"},
     {{NULL}, {"nocolon", NULL, NULL}, "--listen"},
     {{NULL}, {"127.0.0.1:0", NULL, NULL}, "--listen"},
