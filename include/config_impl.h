@@ -24,9 +24,12 @@
 
 /* KF_SECRET: printed as <redacted>, never as its value.  KF_INHERIT: a target
  * key that, when no file or environment set it, takes the value of the
- * [daemon] key of the same name. */
+ * [daemon] key of the same name.  KF_NONEMPTY: a string key (or the file
+ * of a *_file key) that must not be empty, as a token that an empty
+ * password would match. */
 #define KF_SECRET (1u << 0)
 #define KF_INHERIT (1u << 1)
+#define KF_NONEMPTY (1u << 2)
 
 struct key;
 
@@ -55,7 +58,7 @@ struct key {
          * set the key (a NULL string or a zero port). */
         const char *kind_def[3];
         unsigned flags;
-        long min, max;            /* type_int, type_long */
+        long min, max;            /* type_int, type_long; type_dur: min in ms, when not 0 */
         const char *const *words; /* type_enum, type_word: the accepted values */
         int nwords;
         const char *words_what; /* type_word: what the value must be, for errors */

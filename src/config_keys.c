@@ -42,10 +42,15 @@ const struct key config_keys[] = {
     {"startup_target", S_DAEMON, &type_dur, D(startup_target_ms), 0, "10s"},
     {"reconnect_target", S_DAEMON, &type_dur, D(reconnect_target_ms), 0, "5s"},
     {"latency_target", S_DAEMON, &type_dur, D(latency_target_ms), 0, "50ms"},
-    {"status_token", S_DAEMON, &type_secret, D(status_token), .flags = KF_SECRET},
-    {"status_token_file", S_DAEMON, &type_secret_file, D(status_token), .flags = KF_SECRET},
+    /* An empty token would let in an empty Bearer token or Basic password. */
+    {"status_token", S_DAEMON, &type_secret, D(status_token), .flags = KF_SECRET | KF_NONEMPTY},
+    {"status_token_file", S_DAEMON, &type_secret_file, D(status_token),
+     .flags = KF_SECRET | KF_NONEMPTY},
     {"nameservers", S_DAEMON, &type_str, D(nameservers)},
-    {"http_connection_timeout", S_DAEMON, &type_dur, D(http_connection_timeout_ms), 0, "10s"},
+    /* libmicrohttpd counts the idle timeout in whole seconds, and 0 turns it
+     * off: a client could then hold a connection for ever. */
+    {"http_connection_timeout", S_DAEMON, &type_dur, D(http_connection_timeout_ms), 0, "10s",
+     .min = 1000},
     {"http_max_connections", S_DAEMON, &type_long, D(http_max_connections), 0, "256", .min = 1,
      .max = 65536},
     {"http_max_connections_per_ip", S_DAEMON, &type_long, D(http_max_connections_per_ip), 0, "32",
@@ -320,6 +325,17 @@ static int port_set(const struct key *k, void *base, const char *value, char *wh
 
 const struct key_type type_port = {port_set, int_print};
 
+/* The largest unit that gives a whole number: 2m, 1500ms. */
+static void format_dur(char *v, size_t len, int64_t ms)
+{
+        if (ms % 60000 == 0 && ms != 0)
+                snprintf(v, len, "%lldm", (long long)(ms / 60000));
+        else if (ms % 1000 == 0 && ms != 0)
+                snprintf(v, len, "%llds", (long long)(ms / 1000));
+        else
+                snprintf(v, len, "%lldms", (long long)ms);
+}
+
 static int dur_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
 {
         int64_t ms;
@@ -328,20 +344,20 @@ static int dur_set(const struct key *k, void *base, const char *value, char *why
                          "'%s' is not a duration (a number with ms, s or m, up to 24h)", value);
                 return -1;
         }
+        if (ms < k->min) {
+                char min[32];
+                format_dur(min, sizeof(min), k->min);
+                snprintf(why, whylen, "'%s' is below the minimum, %s", value, min);
+                return -1;
+        }
         *SLOT(int64_t, base, k) = ms;
         return 0;
 }
 
 static void dur_print(FILE *out, const struct key *k, const void *base)
 {
-        int64_t ms = *CSLOT(int64_t, base, k);
         char v[32];
-        if (ms % 60000 == 0 && ms != 0)
-                snprintf(v, sizeof(v), "%lldm", (long long)(ms / 60000));
-        else if (ms % 1000 == 0 && ms != 0)
-                snprintf(v, sizeof(v), "%llds", (long long)(ms / 1000));
-        else
-                snprintf(v, sizeof(v), "%lldms", (long long)ms);
+        format_dur(v, sizeof(v), *CSLOT(int64_t, base, k));
         print_kv(out, k->name, v);
 }
 
@@ -520,7 +536,21 @@ const struct key_type type_listen = {listen_set, listen_print};
 
 int config_key_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
 {
-        return k->type->set(k, base, value, why, whylen);
+        if (k->type->set(k, base, value, why, whylen) != 0)
+                return -1;
+        if ((k->flags & KF_NONEMPTY) && (*SLOT(char *, base, k))[0] == '\0') {
+                if (k->type == &type_secret_file)
+                        snprintf(why, whylen,
+                                 "'%s' is empty (an empty secret would match an empty password; "
+                                 "leave the key out for none)",
+                                 value);
+                else
+                        snprintf(why, whylen,
+                                 "empty value (an empty secret would match an empty password; "
+                                 "leave the key out for none)");
+                return -1;
+        }
+        return 0;
 }
 
 void config_key_print(FILE *out, const struct key *k, const void *base)

@@ -82,6 +82,8 @@ static void make_tmpdir(void)
         PUT("token", "token-file-secret\n");
         PUT("multi", "line1\nline2\n");
         PUT("canary", "CANARY-s3cret-file\n");
+        PUT("empty", "");
+        PUT("newlines", "\n\r\n");
         char big[5000];
         memset(big, 'x', sizeof(big));
         put_file("big", big, sizeof(big));
@@ -751,6 +753,20 @@ static const struct load_case {
      {0},
      DEFAULT_NAMES,
      {{"redis-celery", F_QUEUES, "celery," A63}}},
+    {"http_connection_timeout, the minimum",
+     false,
+     "[daemon]\nhttp_connection_timeout = 1s\n",
+     {NULL},
+     {0},
+     NULL,
+     {{NULL, D_HTTP_TIMEOUT, "1000"}}},
+    {"an empty HEALTHD_STATUS_TOKEN is no token (Compose passes unset variables so)",
+     false,
+     NULL,
+     {"HEALTHD_STATUS_TOKEN="},
+     {0},
+     DEFAULT_NAMES,
+     {{NULL, D_TOKEN, "(null)"}}},
     {"X_FILE secrets, trailing newlines cut",
      false,
      NULL,
@@ -1347,6 +1363,9 @@ static const struct {
     {"[target a]\nkind = redis\nlatency_target = fast\n", {3}, {"latency_target"}},
     {"[target a]\nkind = pgbouncer\nmaxwait_warn = 1x\n", {3}, {"maxwait_warn"}},
     {"[daemon]\nhttp_connection_timeout = 10\n", {2}, {"http_connection_timeout"}},
+    /* 0 would turn libmicrohttpd's idle timeout off; it counts whole seconds */
+    {"[daemon]\nhttp_connection_timeout = 0\n", {2}, {"http_connection_timeout", "1s"}},
+    {"[daemon]\nhttp_connection_timeout = 999ms\n", {2}, {"http_connection_timeout", "1s"}},
     /* bad booleans */
     {"[target a]\nkind = redis\ncritical = maybe\n", {3}, {"critical"}},
     {"[daemon]\ndefault_targets = sure\n", {2}, {"default_targets"}},
@@ -1405,6 +1424,10 @@ static const struct {
     {"[target a]\nkind = redis\npassword_file = @D/nope\n", {3}, {"password_file", "nope"}},
     {"[target a]\nkind = pgbouncer\nadmin_password_file = @D/nope\n", {3}, {"admin_password_file"}},
     {"[daemon]\nstatus_token_file = @D/nope\n", {2}, {"status_token_file"}},
+    /* an empty token would let an empty Bearer token or Basic password in */
+    {"[daemon]\nstatus_token =\n", {2}, {"status_token", "empty"}},
+    {"[daemon]\nstatus_token_file = @D/empty\n", {2}, {"status_token_file", "empty"}},
+    {"[daemon]\nstatus_token_file = @D/newlines\n", {2}, {"status_token_file", "empty"}},
     {"[target a]\nkind = redis\npassword_file = @D/big\n", {3}, {"password_file"}},
 };
 
@@ -1470,6 +1493,9 @@ static const struct {
     {{"HEALTHD_PG_PASSWORD_FILE=@D/missing"}, {0}, "HEALTHD_PG_PASSWORD_FILE"},
     {{"PGBOUNCER_ADMIN_PASSWORD_FILE=@D/missing"}, {0}, "PGBOUNCER_ADMIN_PASSWORD_FILE"},
     {{"HEALTHD_STATUS_TOKEN_FILE=@D/missing"}, {0}, "HEALTHD_STATUS_TOKEN_FILE"},
+    {{"HEALTHD_STATUS_TOKEN_FILE=@D/empty"}, {0}, "HEALTHD_STATUS_TOKEN_FILE: '"},
+    {{"HEALTHD_STATUS_TOKEN_FILE=@D/newlines"}, {0}, "HEALTHD_STATUS_TOKEN_FILE: '"},
+    {{"HEALTHD_HTTP_CONNECTION_TIMEOUT=0"}, {0}, "HEALTHD_HTTP_CONNECTION_TIMEOUT: '0'"},
     {{"REDIS_PASSWORD_FILE=@D/big"}, {0}, "REDIS_PASSWORD_FILE"},
     {{"REDIS_PASSWORD=ok", "REDIS_PASSWORD_FILE=@D/missing"}, {0}, "REDIS_PASSWORD_FILE"},
     {{"POSTGRES_PORT=abc"}, {0}, "POSTGRES_PORT"},
