@@ -58,6 +58,15 @@ bool cfg_valid_target_name(const char *s)
         return true;
 }
 
+/* The variable of a [daemon] key: HEALTHD_ and the name in upper case. */
+static void env_name(const struct key *k, char *name, size_t len)
+{
+        size_t j = (size_t)snprintf(name, len, "HEALTHD_");
+        for (const char *p = k->name; *p != '\0' && j + 1 < len; p++)
+                name[j++] = (char)toupper((unsigned char)*p);
+        name[j] = '\0';
+}
+
 /* HEALTHD_<KEY> for every [daemon] key; secrets also as HEALTHD_<KEY>_FILE. */
 static int apply_env(struct config *cfg, char *const *envp, int *dlines, char *err, size_t errlen)
 {
@@ -65,11 +74,8 @@ static int apply_env(struct config *cfg, char *const *envp, int *dlines, char *e
                 const struct key *k = &config_keys[i];
                 if ((k->sections & S_DAEMON) == 0)
                         continue;
-                char name[96] = "HEALTHD_";
-                size_t j = 8;
-                for (const char *p = k->name; *p != '\0' && j < sizeof(name) - 1; p++)
-                        name[j++] = (char)toupper((unsigned char)*p);
-                name[j] = '\0';
+                char name[96];
+                env_name(k, name, sizeof(name));
                 const char *v = cfg_env_get(envp, name);
                 if (v == NULL || v[0] == '\0')
                         continue;
@@ -135,9 +141,11 @@ static void daemon_where(const struct config *cfg, const int *dlines, const char
         int line = dlines[k - config_keys];
         if (line > 0)
                 snprintf(buf, len, "%s:%d: [daemon] %s", cfg->file, line, key);
-        else if (line < 0)
-                snprintf(buf, len, "environment: HEALTHD_%s (%s)", key, key);
-        else
+        else if (line < 0) {
+                char name[96];
+                env_name(k, name, sizeof(name));
+                snprintf(buf, len, "environment: %s (%s)", name, key);
+        } else
                 snprintf(buf, len, "[daemon] %s", key);
 }
 
