@@ -225,8 +225,8 @@ static void format_ratio(char *buf, size_t len, double v)
         snprintf(buf, len, "%.17f", v);
 }
 
-#define SLOT(type, base, k) ((type *)((char *)(base) + (k)->off))
-#define CSLOT(type, base, k) ((type const *)((const char *)(base) + (k)->off))
+#define SLOT(type, base, k) ((type *)(void *)((char *)(base) + (k)->off))
+#define CSLOT(type, base, k) ((type const *)(const void *)((const char *)(base) + (k)->off))
 
 /* ---- the types: one set/print pair each ---- */
 
