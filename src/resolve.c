@@ -10,8 +10,12 @@
 
 /* One evdns base and its nameservers.  A reload with other nameservers
  * makes a new one current; the old one is retired, answers the lookups
- * already sent through it, and is freed on a later loop turn once none is
- * left (never from inside its own callback, where evdns still uses it). */
+ * already sent through it, and is freed once none is left.  Not at once:
+ * after our callback, evdns may still run a deferred callback of the same
+ * lookup that reads the base (the cancel of the AAAA query when the A
+ * answer came alone, or of the second query of a cancelled lookup), so a
+ * retired base is freed only after it has been idle for REAP_DELAY, many
+ * loop turns later. */
 struct dns_gen {
         struct evdns_base *dns;
         int inflight; /* lookups whose callback has not run */
@@ -103,10 +107,12 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         }
 }
 
+#define REAP_DELAY_MS 1000
+
 static void schedule_reap(struct resolver *r)
 {
-        struct timeval now = {0, 0};
-        evtimer_add(r->reap, &now);
+        struct timeval delay = {REAP_DELAY_MS / 1000, (REAP_DELAY_MS % 1000) * 1000};
+        evtimer_add(r->reap, &delay);
 }
 
 struct resolver *resolver_new(struct event_base *base, const char *nameservers, char *err,

@@ -11,6 +11,7 @@
 """
 
 import http.client
+import os
 import signal
 import subprocess
 
@@ -83,6 +84,32 @@ def test_reload_keeps_a_lookup_in_flight(redis_server, daemon):
         assert t.get('failures', 0) == 0, t
         assert 'late.test' in new.names_queried()
         assert 'late.test' not in old.names_queried()
+
+
+def _fds(pid):
+    return len(os.listdir(f'/proc/{pid}/fd'))
+
+
+def test_reload_frees_old_resolvers(redis_server, daemon):
+    """Each reload that changes nameservers retires a resolver (with its
+    socket); once idle it is freed, so twenty reloads leave no descriptors
+    behind."""
+    port = redis_server.redis_port
+    with FakeDNS({'cache.test': '127.0.0.1'}) as a, FakeDNS({'cache.test': '127.0.0.1'}) as b:
+        d = daemon(env=NO_ENV_NAMESERVERS,
+                   config_text=_config(a, [('cache', 'cache.test', port)]))
+        d.wait_for(lambda: _status(d, 'cache') == 'pass', timeout=10, what='cache passes')
+        before = _fds(d.pid)
+        for i in range(20):
+            d.write_config(_config(b if i % 2 == 0 else a, [('cache', 'cache.test', port)]))
+            d.signal(signal.SIGHUP)
+            d.wait_for(lambda: sum('new lookups go to' in e.get('msg', '')
+                                   for e in d.logs()) == i + 1,
+                       timeout=5, what=f'reload {i + 1}')
+        # a retired resolver is freed after a second of idleness
+        d.wait_for(lambda: _fds(d.pid) <= before, timeout=5,
+                   what=f'descriptors back to {before} (now {_fds(d.pid)})')
+        assert _status(d, 'cache') == 'pass'
 
 
 def test_reload_refuses_bad_nameservers(redis_server, daemon):
