@@ -10,7 +10,24 @@
 static enum log_format log_fmt = LOG_TEXT;
 static enum log_level log_min = LOG_INFO;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+const char *const log_level_names[LOG_NLEVELS] = {"debug", "info", "warn", "error"};
+
+const char *log_level_name(enum log_level level)
+{
+        if ((int)level >= 0 && (int)level < LOG_NLEVELS)
+                return log_level_names[level];
+        return "unknown";
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+        for (int i = 0; i < LOG_NLEVELS; i++)
+                if (strcmp(s, log_level_names[i]) == 0) {
+                        *out = (enum log_level)i;
+                        return 0;
+                }
+        return -1;
+}
 
 void log_setup(enum log_format fmt, enum log_level level)
 {
@@ -47,15 +64,15 @@ void log_msg(enum log_level level, const char *target, const char *fmt, ...)
         if (log_fmt == LOG_JSON) {
                 json_t *o = json_object();
                 json_object_set_new(o, "time", json_string(ts));
-                json_object_set_new(o, "level", json_string(level_names[level]));
+                json_object_set_new(o, "level", json_string(log_level_name(level)));
                 if (target != NULL)
                         json_object_set_new(o, "target", json_string(target));
                 json_object_set_new(o, "msg", json_string(msg));
                 emit_json(o);
         } else if (target != NULL) {
-                fprintf(stderr, "%s %s target %s: %s\n", ts, level_names[level], target, msg);
+                fprintf(stderr, "%s %s target %s: %s\n", ts, log_level_name(level), target, msg);
         } else {
-                fprintf(stderr, "%s %s %s\n", ts, level_names[level], msg);
+                fprintf(stderr, "%s %s %s\n", ts, log_level_name(level), msg);
         }
         fflush(stderr);
 }
@@ -73,7 +90,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
         if (log_fmt == LOG_JSON) {
                 json_t *o = json_object();
                 json_object_set_new(o, "time", json_string(ts));
-                json_object_set_new(o, "level", json_string(level_names[level]));
+                json_object_set_new(o, "level", json_string(log_level_name(level)));
                 json_object_set_new(o, "event", json_string("transition"));
                 json_object_set_new(o, "target", json_string(target));
                 json_object_set_new(o, "kind", json_string(kind));
@@ -89,7 +106,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
                 emit_json(o);
         } else {
                 fprintf(stderr, "%s %s target %s (%s), check %.1fms, state %s -> %s%s%s%s%s%s%s\n",
-                        ts, level_names[level], target, kind, check_seconds * 1000.0, from, to,
+                        ts, log_level_name(level), target, kind, check_seconds * 1000.0, from, to,
                         reason != NULL ? ", " : "", reason != NULL ? reason : "",
                         out[0] != '\0' ? ": " : "", out, outage != NULL ? ", outage was a " : "",
                         outage != NULL ? outage : "");
