@@ -56,6 +56,30 @@ static const char usage_text[] =
 
 /* ---- the running daemon ---- */
 
+/* The signals that the daemon handles as libevent events.  Until those
+ * events exist, a SIGHUP or SIGTERM would take its default action and kill
+ * the process (a reload sent by a supervisor just after the start, say), so
+ * they are blocked from the start of main: one that arrives early waits,
+ * pending, and is handled by the loop once the events exist.  Blocked
+ * signals are inherited across fork and exec; the daemon starts no other
+ * program, and the commands (probe, --check-config, --once) unblock them as
+ * soon as they are known. */
+static sigset_t early_signals(void)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        return set;
+}
+
+static void unblock_early_signals(void)
+{
+        sigset_t set = early_signals();
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 struct daemon {
         struct event_base *base;
         int stuck_logins; /* login threads still running at the end */
@@ -152,6 +176,18 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 config_free(n);
                 return;
         }
+        /* Last of the steps that can refuse: nothing is half-applied. */
+        bool ns_changed =
+            (n->nameservers == NULL) != (d->cfg->nameservers == NULL) ||
+            (n->nameservers != NULL && strcmp(n->nameservers, d->cfg->nameservers) != 0);
+        if (ns_changed && resolver_set_nameservers(d->res, n->nameservers, err, sizeof(err)) != 0) {
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                config_free(n);
+                return;
+        }
+        if (ns_changed)
+                log_msg(LOG_INFO, NULL, "reload: new lookups go to nameservers %s",
+                        n->nameservers != NULL ? n->nameservers : "of /etc/resolv.conf");
         log_setup(n->log_format, n->log_level);
         engine_reload(d->eng, n);
         http_update(d->http, n);
@@ -200,6 +236,8 @@ static int run_daemon(struct daemon *d)
         event_add(d->sig_term, NULL);
         event_add(d->sig_int, NULL);
         event_add(d->sig_hup, NULL);
+        /* A signal that came early is delivered now, to libevent's handler. */
+        unblock_early_signals();
         log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
                 d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
         event_base_dispatch(d->base);
@@ -437,13 +475,20 @@ static int cmd_probe(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* First: see early_signals().  (Before ignoring SIGPIPE, so a test
+         * that waits for SIGPIPE's disposition knows these are blocked.) */
+        sigset_t early = early_signals();
+        sigprocmask(SIG_BLOCK, &early, NULL);
+
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_IGN;
         sigaction(SIGPIPE, &sa, NULL);
 
-        if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        if (argc > 1 && strcmp(argv[1], "probe") == 0) {
+                unblock_early_signals();
                 return cmd_probe(argc - 1, argv + 1);
+        }
 
         enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_ONCE, OPT_JSON };
         static const struct option opts[] = {
@@ -504,6 +549,9 @@ int main(int argc, char **argv)
                 return 2;
         }
 
+        /* Commands, not the daemon: SIGTERM and SIGINT stop them at once. */
+        if (check || once)
+                unblock_early_signals();
         char err[1024];
         d.cfg = config_load(&d.ov, environ, err, sizeof(err));
         if (d.cfg == NULL) {

@@ -10,6 +10,7 @@
  * the pooled query to end, so the probe's own client is never counted as
  * waiting.  Each half's progress is one enum; the check ends when both are
  * DONE, through finish(). */
+#include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
 #include "log.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum pooler_step { POOLER_IDLE, POOLER_LOGIN, POOLER_QUERY, POOLER_DONE };
 enum admin_step { ADMIN_IDLE, ADMIN_LOGIN, ADMIN_SHOW, ADMIN_PARKED, ADMIN_DONE };
@@ -48,13 +48,6 @@ struct pgb_probe {
 
 /* Live pgbouncer probes, whose SHOW SERVERS tell pooled backends apart. */
 static struct pgb_probe *bouncers;
-
-static double wall_now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 double pgbouncer_servers_snapshot(void)
 {

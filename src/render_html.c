@@ -2,16 +2,31 @@
  * no script, no external asset) that refreshes itself.  Every string that
  * came from the network or the configuration goes through esc(). */
 #include "render.h"
+#include "clock.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+/* HTML-escaped, and valid UTF-8 (the page says charset=utf-8): text that
+ * is not is cleaned first, one U+FFFD per bad sequence. */
 static void esc(struct strbuf *b, const char *s)
 {
-        for (; s != NULL && *s != '\0'; s++) {
+        if (s == NULL)
+                return;
+        char *clean = NULL;
+        size_t len = strlen(s);
+        if (!utf8_valid(s, len)) {
+                clean = malloc(3 * len + 1); /* a bad byte becomes U+FFFD, 3 bytes */
+                if (clean == NULL)
+                        abort();
+                utf8_clean(clean, 3 * len + 1, s, len);
+                s = clean;
+        }
+        for (; *s != '\0'; s++) {
                 switch (*s) {
                 case '<':
                         strbuf_puts(b, "&lt;");
@@ -32,6 +47,7 @@ static void esc(struct strbuf *b, const char *s)
                         strbuf_putc(b, *s);
                 }
         }
+        free(clean);
 }
 
 static void duration(struct strbuf *b, double s)
@@ -104,11 +120,8 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
         struct strbuf b;
         strbuf_init(&b, 8192 + n * 3072);
         enum status agg = render_aggregate(v, n);
-        char when[64];
-        time_t now = (time_t)c->now;
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        char when[CLOCK_TEXT_MAX];
+        clock_format(c->now, CLOCK_HUMAN, when, sizeof(when));
 
         strbuf_printf(&b,
                       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
