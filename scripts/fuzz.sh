@@ -103,7 +103,7 @@ compile() {
 }
 
 # obj NAME: build/fuzz/obj/NAME.o from src/NAME.c, compiled on first use,
-# so a target builds only what it links (a half-edited src/probe_pg.c
+# so a target builds only what it links (a half-edited src/pgconn.c
 # stops only fuzz_http_route). NAME-sandboxed is src/NAME.c with its
 # fopen() calls sent to fuzz_config.c's sandbox (the config*.c files, which
 # open the file and the secrets files that a fuzzed input names).

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "pglogin.h"
 #include "render.h"
 #include "resolve.h"
 #include "target.h"
@@ -81,6 +82,7 @@ static void unblock_early_signals(void)
 
 struct daemon {
         struct event_base *base;
+        int stuck_logins; /* login threads still running at the end */
         struct config_overrides ov;
         struct config *cfg;
         struct resolver *res;
@@ -253,6 +255,15 @@ static void daemon_free(struct daemon *d)
                 event_free(d->sig_term);
         http_free(d->http);
         engine_free(d->eng);
+        /* the probes cancelled their logins; their threads end within a
+         * poll slice unless one is deep in a hostile SCRAM computation */
+        d->stuck_logins = pglogin_shutdown(2.0);
+        if (d->stuck_logins > 0)
+                log_msg(LOG_WARN, NULL,
+                        "%d login thread%s still computing (a server asked for a costly "
+                        "authentication); exiting without %s",
+                        d->stuck_logins, d->stuck_logins == 1 ? " is" : "s are",
+                        d->stuck_logins == 1 ? "it" : "them");
         resolver_free(d->res);
         if (d->base != NULL)
                 event_base_free(d->base);
@@ -573,5 +584,11 @@ int main(int argc, char **argv)
                         log_msg(LOG_INFO, NULL, "stopped");
         }
         daemon_free(&d);
+        if (d.stuck_logins > 0) {
+                /* what such a thread holds cannot be freed while it runs,
+                 * and exit() would wait for nothing better: leave at once */
+                fflush(NULL);
+                _exit(rc);
+        }
         return rc;
 }
