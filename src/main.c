@@ -52,7 +52,9 @@ static const char usage_text[] =
     "\n"
     "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
     "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
-    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n";
+    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n"
+    "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
+    "status, reload, watchdog and stopping messages.\n";
 
 /* ---- the running daemon ---- */
 
