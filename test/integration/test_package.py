@@ -26,6 +26,7 @@ from localstack import free_port
 PKG = 'hdms-healthd'
 SUITE = 'bookworm'
 TOOLS = ('dpkg-buildpackage', 'dh', 'lintian', 'systemd-analyze', 'fakeroot')
+UNIT = 'hdms-healthd.service'
 
 
 def makefile_version():
@@ -212,13 +213,115 @@ def package_names(depends):
     return [d.split('|')[0].split('(')[0].strip() for d in depends.split(',') if d.strip()]
 
 
+class Container:
+    """A Debian root booted by systemd-nspawn with its own systemd 252 as
+    PID 1, in a network namespace of its own (loopback only); commands run
+    inside with nsenter."""
+
+    def __init__(self, root, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, 'w')
+        self.proc = subprocess.Popen(
+            ['systemd-nspawn', '--quiet', '--directory', root, '--boot', '--register=no',
+             '--keep-unit', '--private-network', f'--machine=hdms-test-{os.getpid()}'],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.leader = None
+        end = time.monotonic() + 30
+        while self.leader is None and time.monotonic() < end:
+            kids = run(['pgrep', '-P', str(self.proc.pid)]).stdout.split()
+            self.leader = kids[0] if kids else None
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert self.leader, f'systemd-nspawn did not boot the root:\n{self.output()}'
+
+    def output(self):
+        self.log.flush()
+        return open(self.log_path, errors='replace').read()[-3000:]
+
+    def run(self, *argv, timeout=60):
+        return run(['nsenter', '-t', self.leader, '-m', '-u', '-i', '-n', '-p', *argv],
+                   timeout=timeout)
+
+    def show(self, prop):
+        return self.run('systemctl', 'show', '-p', prop, '--value', UNIT).stdout.strip()
+
+    def journal(self):
+        return self.run('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat').stdout
+
+    def wait(self, predicate, timeout, what):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return
+            time.sleep(0.3)
+        raise AssertionError(f'timed out after {timeout} s waiting for {what}; journal:\n'
+                             f'{self.journal()[-3000:]}')
+
+    def poweroff(self):
+        """SIGTERM asks nspawn for a clean shutdown of the container."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        # nspawn 252 outside a systemd host leaves this empty directory.
+        try:
+            os.rmdir(f'/run/systemd/nspawn/propagate/hdms-test-{os.getpid()}')
+        except OSError:
+            pass
+
+
+def check_under_systemd(root, tmp_path):
+    """The installed unit under a real systemd 252: ready, status, /livez,
+    reload, the state directory, a restart by the watchdog, a clean stop."""
+    box = Container(root, str(tmp_path / 'nspawn.log'))
+    try:
+        # The package enabled the unit, so booting starts it; `active` means
+        # systemd received READY=1 (Type=notify).
+        box.wait(lambda: box.show('ActiveState') == 'active', 60, f'{UNIT} active')
+        box.wait(lambda: re.match(r'^5 targets: ', box.show('StatusText')), 10, 'a STATUS= line')
+        r = box.run('hdms-healthd', 'probe', 'http://127.0.0.1:8080/livez')
+        assert r.returncode == 0 and r.stdout.startswith('200 '), r
+        assert box.show('WatchdogUSec') in ('10s', '10000000'), box.show('WatchdogUSec')
+
+        r = box.run('systemctl', 'reload', UNIT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        box.wait(lambda: 'configuration reloaded' in box.journal(), 10, 'the reload')
+        # StateDirectory= made the dynamic user's directory, where
+        # HEALTHD_STATE_FILE points.
+        r = box.run('readlink', '/var/lib/hdms-healthd')
+        assert r.stdout.strip() == 'private/hdms-healthd', r
+        env = box.show('Environment')
+        assert 'HEALTHD_STATE_FILE=/var/lib/hdms-healthd/state.json' in env, env
+
+        # A stopped loop sends no WATCHDOG=1: systemd kills it after
+        # WatchdogSec (10 s) and Restart=on-failure starts it again.
+        pid = box.show('MainPID')
+        assert box.run('kill', '-STOP', pid).returncode == 0
+        box.wait(lambda: box.show('NRestarts') == '1' and box.show('ActiveState') == 'active'
+                 and box.show('MainPID') not in ('0', pid), 40, 'a restart by the watchdog')
+        assert 'Watchdog timeout' in box.journal()
+
+        r = box.run('systemctl', 'stop', UNIT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (box.show('Result'), box.show('ExecMainStatus')) == ('success', '0'), \
+            box.journal()[-3000:]
+    finally:
+        box.poweroff()
+
+
 def test_installs_and_runs_in_a_clean_debian_12_root(package, tmp_path):
     """Where root allows: debootstrap needs root (chroot, device nodes)."""
     if os.geteuid() != 0:
         pytest.skip('CLEAN-ROOT INSTALL NOT RUN: debootstrap and chroot need root; '
                     'run the integration tests as root (as .ci/run does)')
-    if shutil.which('debootstrap') is None:
-        pytest.fail('debootstrap is missing: install scripts/debian-packages-test')
+    for tool in ('debootstrap', 'systemd-nspawn'):
+        if shutil.which(tool) is None:
+            pytest.fail(f'{tool} is missing: install scripts/debian-packages-test')
     mirror = apt_mirror()
     assert mirror, f'no "{SUITE}" mirror in /etc/apt/sources.list or sources.list.d'
     deb = package['deb']
@@ -227,6 +330,7 @@ def test_installs_and_runs_in_a_clean_debian_12_root(package, tmp_path):
     # along as on any Debian 12 host, to verify the installed unit there.
     include = sorted(set(package_names(deb_field(deb, 'Depends'))) | {'systemd'})
     root = tempfile.mkdtemp(prefix='hdms-bookworm-', dir='/var/tmp')
+    os.chmod(root, 0o755)  # it becomes "/": the service's dynamic user must traverse it
     proc = None
     try:
         t0 = time.monotonic()
@@ -280,8 +384,13 @@ def test_installs_and_runs_in_a_clean_debian_12_root(package, tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=15)
         assert proc.returncode == 0, out
+
+        t1 = time.monotonic()
+        check_under_systemd(root, tmp_path)
+        booted = time.monotonic() - t1
         total = time.monotonic() - t0
-        print(f'clean-root install: debootstrap {boot:.0f} s, all {total:.0f} s')
+        print(f'clean-root install: debootstrap {boot:.0f} s, under systemd {booted:.0f} s, '
+              f'all {total:.0f} s')
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
