@@ -5,6 +5,7 @@
 #include "pglogin.h"
 #include "render.h"
 #include "resolve.h"
+#include "sdnotify.h"
 #include "target.h"
 
 #include <arpa/inet.h>
@@ -52,7 +53,9 @@ static const char usage_text[] =
     "\n"
     "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
     "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
-    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n";
+    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n"
+    "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
+    "status, reload, watchdog and stopping messages.\n";
 
 /* ---- the running daemon ---- */
 
@@ -88,6 +91,7 @@ struct daemon {
         struct resolver *res;
         struct engine *eng;
         struct http *http;
+        struct sdnotify *sdn; /* NULL unless systemd gave NOTIFY_SOCKET */
         struct event *sig_term, *sig_int, *sig_hup;
 };
 
@@ -96,6 +100,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         struct daemon *d = arg;
         (void)what;
         log_msg(LOG_INFO, NULL, "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        sdnotify_stopping(d->sdn);
         event_base_loopbreak(d->base);
 }
 
@@ -196,6 +201,16 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         log_msg(LOG_INFO, NULL, "configuration reloaded: %zu targets", n->ntargets);
 }
 
+/* systemd learns that a reload began and when it ended, whether the new
+ * configuration was taken or refused (the old one then stays in force). */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+        struct daemon *d = arg;
+        sdnotify_reloading(d->sdn);
+        on_reload(sig, what, arg);
+        sdnotify_ready(d->sdn);
+}
+
 static int run_daemon(struct daemon *d)
 {
         char err[512];
@@ -232,7 +247,7 @@ static int run_daemon(struct daemon *d)
         }
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
-        d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
+        d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
         event_add(d->sig_term, NULL);
         event_add(d->sig_int, NULL);
         event_add(d->sig_hup, NULL);
@@ -240,6 +255,9 @@ static int run_daemon(struct daemon *d)
         unblock_early_signals();
         log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
                 d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
+        /* The listener is up: connections wait in its backlog until the loop runs. */
+        d->sdn = sdnotify_new(d->base, d->eng);
+        sdnotify_ready(d->sdn);
         event_base_dispatch(d->base);
         return 0;
 }
@@ -253,6 +271,7 @@ static void daemon_free(struct daemon *d)
                 event_free(d->sig_int);
         if (d->sig_term != NULL)
                 event_free(d->sig_term);
+        sdnotify_free(d->sdn);
         http_free(d->http);
         engine_free(d->eng);
         /* the probes cancelled their logins; their threads end within a
