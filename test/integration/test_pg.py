@@ -379,7 +379,9 @@ def test_pooler_bypass_direct_counts_pooled_never(stack, daemon):
         # One direct session of the application role to PostgreSQL.
         direct.append(stack.psql_tcp_bg('SELECT pg_sleep(60)', port=stack.pg_port))
         t0 = time.monotonic()
-        secs, body = wait_since(d, t0, 'postgres', lambda b: b['status'] == 'warn', 6.0,
+        # PgBouncer's SHOW SERVERS is read every 10 s (it grows with the pool):
+        # the next snapshot after the session started, then two checks
+        secs, body = wait_since(d, t0, 'postgres', lambda b: b['status'] == 'warn', 16.0,
                                 'warn about the direct session')
         assert body['reason'] == 'pooler_bypass', body
         assert '127.0.0.1' in body['output'] and 'hdms' in body['output'], body
