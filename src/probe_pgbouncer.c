@@ -381,8 +381,10 @@ static void pooler_fail(struct pgb_probe *p, const char *doing)
                                     "authentication failed (%s the pooler): %s", doing, err);
         else
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s the pooler: %s", doing, err);
-        /* a failed session may be unusable: the next check starts clean */
-        pgconn_close(p->pooler);
+        /* a failed session may be unusable: the next check starts clean,
+         * unless it is known to be sound */
+        if (!pgconn_kept_after_error(p->pooler))
+                pgconn_close(p->pooler);
         pooler_done(p);
 }
 

@@ -421,7 +421,11 @@ def test_wrong_password_auth_failed_and_never_shown(stack, daemon):
     final = {name: health(d, name)[1] for name in PG_TARGETS}
     d.stop()
     assert secret not in d.stderr() and secret not in d.stdout()
-    assert 'auth_failed' in d.stderr() + d.stdout()  # the transitions were logged
+    # the transitions were logged (with the first failure's reason, which a
+    # loaded machine may make a timeout: only later checks say auth_failed)
+    logged = {e['target'] for e in d.logs() if e.get('event') == 'transition'
+              and e.get('to') == 'fail'}
+    assert set(PG_TARGETS) <= logged, logged
 
     for name in ('postgres', 'pgbouncer'):
         for body in (bodies[name], final[name]):
