@@ -551,7 +551,15 @@ static void send_step(struct redis_probe *p)
                                     op_names[s->op],
                                     p->ac->errstr[0] ? p->ac->errstr : "connection closing");
                 complete(p, false);
+                return;
         }
+        /* Write it now, outside any hiredis callback: left to hiredis, the
+         * command waits for an EV_WRITE wake-up one loop turn later (a turn
+         * and two epoll_ctl per command); armed and disarmed in the same
+         * turn, the write event costs no system call (libevent's epoll
+         * changelist).  A failed write tears down as on_writable would. */
+        if (p->ac->c.flags & REDIS_CONNECTED)
+                redisAsyncHandleWrite(p->ac);
 }
 
 static void record_op(struct redis_probe *p, enum op op, double secs)
