@@ -97,6 +97,12 @@ def goals(r):
          sc('lag_p99_ms'), lambda v: v < 5, ' ms', 2),
         ('RSS growth after 10 s of wrk, worst endpoint', '< 0.5 MiB (512 KiB)',
          growth, lambda v: v < 512, ' KiB', 0),
+        ('Idle CPU, five targets at 1 s, beside the crowd', '< 0.05 % of one core',
+         _get(r, 'crowd', 'crowded', 'cpu_pct'), lambda v: v < 0.05, ' %', 3),
+        ('CPU per check, crowded / empty', 'within 10 % (<= 1.10)',
+         None if _get(r, 'crowd', 'per_check_ratio') is None else
+         {'median': r['crowd']['per_check_ratio'], 'n': 1},
+         lambda v: v <= 1.10, '', 2),
     ]
 
 
@@ -358,6 +364,26 @@ def render(r, baseline=None):
         ]
         for label, key, digits, unit in rows:
             w(f'| {label} | ' + ' | '.join(ms(sizes[n].get(key), digits, unit) for n in cols) + ' |')
+        w('')
+
+    cr = r.get('crowd')
+    if cr:
+        w('### 1b. The servers\' crowd (five default targets at 1 s)')
+        w('')
+        w(f'{cr.get("runs", 1)} daemons x {cr["seconds"]} s with the servers empty, then as long '
+          f'beside {cr.get("pg_clients")} idle PgBouncer clients, {cr.get("redis_clients")} idle '
+          f'Redis clients and {cr.get("workers")} workers blocked in BRPOP on db 2 (a '
+          'production-shaped stack). What a check reads of the servers (CLIENT LIST, SHOW '
+          'SERVERS, SHOW LISTS) grows with the crowd; docs/checks.md says which figure is read '
+          'how often.')
+        w('')
+        w('| | empty | crowded |')
+        w('|---|---|---|')
+        for label, key, digits, unit in (('daemon CPU, % of one core', 'cpu_pct', 3, ' %'),
+                                         ('CPU per check', 'cpu_us_per_check', 1, ' us'),
+                                         ('checks per second', 'checks_per_s', 2, '')):
+            w(f'| {label} | {ms(_get(cr, "empty", key), digits, unit)} | '
+              f'{ms(_get(cr, "crowded", key), digits, unit)} |')
         w('')
 
     lg = r.get('logins')

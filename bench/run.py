@@ -19,8 +19,8 @@ on an older binary, for a before/after of the loop lag during logins.
 BENCH_QUICK=1 (or --quick) runs each part shorter and fewer times (about
 4 minutes instead of about 11); --smoke runs each once for a second or two
 (about a minute: `make test` runs it, so the bench cannot rot unseen). BENCH_BIN (or --bin) measures another
-binary (a patched build, say). Sections: footprint, cost, http, detect,
-scale, logins. Loopback only; every loop and wait is bounded.
+binary (a patched build, say). Sections: footprint, crowd, cost, http,
+detect, scale, logins. Loopback only; every loop and wait is bounded.
 """
 
 import argparse
@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.join(ROOT, 'test'))
 import localstack  # noqa: E402
 from localstack import Stack, fast_tmpdir, free_port  # noqa: E402
 
-SECTIONS = ('footprint', 'cost', 'http', 'detect', 'scale', 'logins')
+SECTIONS = ('footprint', 'crowd', 'cost', 'http', 'detect', 'scale', 'logins')
 
 # The issue's goals, in the units the results use.
 GOALS = {
@@ -67,6 +67,8 @@ GOALS = {
     'scale_cpu_pct': 10.0,       # 1,000 targets at 1 s, % of one core
     'scale_lag_p99_ms': 5.0,
     'rss_growth_kib': 512,       # after 10 s of wrk on each endpoint
+    'crowd_cpu_pct': 0.05,       # five default targets at 1 s beside a production-shaped crowd
+    'crowd_per_check_ratio': 1.10,  # CPU per check, crowded / empty
 }
 
 INTERVAL_MS, TIMEOUT_MS, RETRY_MS, RISE, FALL = 1000, 500, 250, 2, 2
@@ -388,6 +390,48 @@ class Daemon:
             self.bench.daemons.remove(self)
 
 
+class Crowd:
+    """The servers' population of a production stack: 40 idle clients on
+    PgBouncer (five Django services' pools), 30 idle Redis clients and 4
+    Celery workers blocked in BRPOP on db 2. What a check reads from the
+    servers (CLIENT LIST, SHOW SERVERS, ...) grows with it."""
+
+    def __init__(self, stack, pg_clients=40, redis_clients=30, workers=4):
+        self.stack = stack
+        self.procs = []
+        self.socks = []
+        for _ in range(pg_clients):
+            # one login, one query, then the session sits idle in psql
+            self.procs.append(stack.psql_tcp_bg('SELECT 1', '\\! sleep 3600'))
+        for _ in range(redis_clients):
+            self.socks.append(socket.create_connection(('127.0.0.1', stack.redis_port), 5))
+        for _ in range(workers):
+            s = socket.create_connection(('127.0.0.1', stack.redis_port), 5)
+            s.sendall(b'*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n'
+                      b'*3\r\n$5\r\nBRPOP\r\n$6\r\ncelery\r\n$1\r\n0\r\n')
+            self.socks.append(s)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            lists = stack.pgb_show('LISTS')
+            used = next((int(r['items']) for r in lists if r['list'] == 'used_clients'), 0)
+            if used >= pg_clients:
+                break
+            time.sleep(0.2)
+        self.pg_clients = used
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
 # ----- config files
 
 
@@ -517,6 +561,67 @@ class Bench:
             f'CPU {f["cpu_pct"]["median"]:.3f}% of a core, '
             f'{f["wakeups_per_s"]["median"]:.1f} wakeups/s; after one request of each '
             f'endpoint: anon {f["anon_served_kib"]["median"]} KiB')
+
+    # --- 1b. the servers' crowd
+
+    def crowd(self):
+        """Idle CPU of five default targets at 1 s, the servers empty and
+        then crowded (Crowd): a check should cost what its round trips
+        cost, not what the size of the servers' client lists is."""
+        runs = self.n(3, 2, 1)
+        secs = self.n(60, 20, 2)
+        log(f'crowd: {runs} daemons side by side, five default targets at 1 s, {secs} s '
+            'with the servers empty, then as long beside 40 PgBouncer clients, 30 idle Redis '
+            'clients and 4 workers in BRPOP')
+        ds = [Daemon(self, f'crowd-{i}').start() for i in range(runs)]
+        for d in ds:
+            d.wait_up_quietly()
+        time.sleep(self.n(5, 3, 1))
+
+        def window():
+            n0 = {d.name: self._checks(d) for d in ds}
+            t0 = time.monotonic()
+            c0 = {d.name: cpu_ns(d.pid) for d in ds}
+            time.sleep(secs)
+            c1 = {d.name: cpu_ns(d.pid) for d in ds}
+            wall = time.monotonic() - t0
+            out = []
+            for d in ds:
+                d.check_alive()
+                cpu = c1[d.name] - c0[d.name]
+                checks = self._checks(d) - n0[d.name]
+                out.append({'cpu_pct': 100.0 * cpu / (wall * 1e9),
+                            'cpu_us_per_check': cpu / 1e3 / checks if checks else None,
+                            'checks_per_s': checks / wall})
+            return out
+        empty = window()
+        crowd = Crowd(self.stack)
+        try:
+            time.sleep(self.n(12, 12, 1))  # the slow figures read once crowded
+            crowded = window()
+        finally:
+            crowd.close()
+        for d in ds:
+            d.stop()
+        res = {'seconds': secs, 'runs': runs, 'pg_clients': crowd.pg_clients,
+               'redis_clients': 30, 'workers': 4}
+        for label, rs in (('empty', empty), ('crowded', crowded)):
+            res[label] = {k: summary([r[k] for r in rs if r[k] is not None])
+                          for k in ('cpu_pct', 'cpu_us_per_check', 'checks_per_s')}
+            res[label]['raw'] = rs
+        e, c = res['empty']['cpu_us_per_check']['median'], res['crowded']['cpu_us_per_check']['median']
+        res['per_check_ratio'] = c / e if e else None
+        self.results['crowd'] = res
+        log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
+            f'{res["crowded"]["cpu_pct"]["median"]:.3f}% crowded; per check {e:.1f} us empty, '
+            f'{c:.1f} us crowded (x{res["per_check_ratio"]:.2f})')
+
+    @staticmethod
+    def _checks(d):
+        """Checks so far (one scrape: callers keep it outside their CPU window)."""
+        m = d.metrics()
+        d.http.close()
+        return metric_sum(m, 'hdms_healthd_checks_total')
 
     # --- 2. cost per check
 

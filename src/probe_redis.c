@@ -41,6 +41,7 @@ struct redis_server {
         double claimed; /* a probe sent INFO at this time and waits for it; 0 = none */
         struct redis_info info;
         bool info_denied; /* the latest INFO was refused (an ACL without @dangerous) */
+        bool info_whole;  /* the server refused INFO with sections (before Redis 7) */
         char denied_msg[128];
         long long prev_evicted;
         long long evicted_delta;
@@ -512,7 +513,14 @@ static int send_cmd(struct redis_probe *p, const struct step *s)
                 snprintf(db, sizeof(db), "%d", c->db);
                 return redisAsyncCommand(p->ac, on_reply, p, "SELECT %s", db);
         case OP_INFO:
-                return redisAsyncCommand(p->ac, on_reply, p, "INFO");
+                /* only the sections judged: Redis 7 takes several (the
+                 * cpu, modules, errorstats, cluster and keyspace sections
+                 * would be parsed for nothing at every round) */
+                return p->server->info_whole
+                           ? redisAsyncCommand(p->ac, on_reply, p, "INFO")
+                           : redisAsyncCommand(p->ac, on_reply, p,
+                                               "INFO server clients memory persistence stats "
+                                               "replication");
         case OP_PING:
                 return redisAsyncCommand(p->ac, on_reply, p, "PING");
         case OP_SET:
@@ -543,7 +551,15 @@ static void send_step(struct redis_probe *p)
                                     op_names[s->op],
                                     p->ac->errstr[0] ? p->ac->errstr : "connection closing");
                 complete(p, false);
+                return;
         }
+        /* Write it now, outside any hiredis callback: left to hiredis, the
+         * command waits for an EV_WRITE wake-up one loop turn later (a turn
+         * and two epoll_ctl per command); armed and disarmed in the same
+         * turn, the write event costs no system call (libevent's epoll
+         * changelist).  A failed write tears down as on_writable would. */
+        if (p->ac->c.flags & REDIS_CONNECTED)
+                redisAsyncHandleWrite(p->ac);
 }
 
 static void record_op(struct redis_probe *p, enum op op, double secs)
@@ -730,7 +746,13 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                 char msg[256];
                 snprintf(msg, sizeof(msg), "%.*s", (int)(reply->len < 255 ? reply->len : 255),
                          reply->str);
-                if (s->op == OP_INFO && refused_not_broken(msg)) {
+                if (s->op == OP_INFO && !p->server->info_whole &&
+                    strstr(msg, "syntax error") != NULL) {
+                        /* a server before Redis 7 takes one section: ask for
+                         * the whole INFO from the next round on */
+                        p->server->info_whole = true;
+                        p->server->claimed = 0;
+                } else if (s->op == OP_INFO && refused_not_broken(msg)) {
                         /* the connection stays: the server answered in step */
                         struct redis_server *sv = p->server;
                         sv->has = false;

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from helpers import wait_for
+from helpers import assert_loop_free, wait_for
 
 INTERVAL, TIMEOUT_MS = 1.0, 500
 TIMINGS = {'HEALTHD_INTERVAL': '1s', 'HEALTHD_TIMEOUT': f'{TIMEOUT_MS}ms'}
@@ -277,12 +277,11 @@ def test_postgres_hung_times_out_livez_stays_fast(stack, daemon):
         assert TIMEOUT_MS / 1000 <= failed_at <= 4.0, failed_at
         assert len(livez) >= 20
         assert all(code == 200 for _, code in livez), livez
-        # Under 100 ms. One outlier up to 250 ms is host noise (a shared
-        # 2-core machine); a loop blocked by a libpq call would stall for
-        # the whole 500 ms timeout, and at every retry.
-        slow = [round(x, 3) for x in times if x >= 0.1]
-        assert times[len(times) // 2] < 0.01, f'/livez median {times[len(times) // 2]} s'
-        assert len(slow) <= 1 and times[-1] < 0.25, f'/livez took {slow} s during the hang'
+        # A loop blocked by a libpq call would stall for the whole 500 ms
+        # timeout, and at every retry: the daemon's own loop lag says so;
+        # what the client sees adds its scheduling on a busy machine.
+        assert times[len(times) // 2] < 0.05, f'/livez median {times[len(times) // 2]} s'
+        assert_loop_free(d, times[-1], '/livez during the hang')
     finally:
         stack.kill_pg(signal.SIGCONT)
     t1 = time.monotonic()
