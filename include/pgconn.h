@@ -76,6 +76,14 @@ bool pgconn_kept_after_error(const struct pgconn *c);
  * connected or out of memory. */
 char *pgconn_literal(struct pgconn *c, const char *s);
 
+struct probe_result;
+/* Lowers `r` to fail with this connection's reason and words: "<doing>
+ * <role>: <error>", or "authentication failed (<doing> <role>): <error>"
+ * for a refused login ("cannot connect to", "query on", ...). */
+void pgconn_fail_result(const struct pgconn *c, struct probe_result *r, const char *doing);
+/* The output of a close by the peer: "connection to <role> closed: ...". */
+void pgconn_lost_output(const struct pgconn *c, char *buf, size_t len);
+
 /* A reason code from an error message and SQLSTATE (exposed for tests). */
 const char *pgconn_classify(const char *msg, const char *sqlstate);
 

@@ -9,6 +9,7 @@
 #include "pgconn.h"
 #include "log.h"
 #include "pglogin.h"
+#include "probe.h"
 #include "readcap.h"
 #include "textutil.h"
 
@@ -487,6 +488,22 @@ const char *pgconn_error(const struct pgconn *c)
 const char *pgconn_reason(const struct pgconn *c)
 {
         return c->reason != NULL ? c->reason : pgconn_classify(c->err, c->sqlstate);
+}
+
+void pgconn_fail_result(const struct pgconn *c, struct probe_result *r, const char *doing)
+{
+        const char *reason = pgconn_reason(c);
+        if (strcmp(reason, "auth_failed") == 0)
+                probe_result_worsen(r, ST_FAIL, reason, "authentication failed (%s %s): %s", doing,
+                                    c->role, c->err);
+        else
+                probe_result_worsen(r, ST_FAIL, reason, "%s %s: %s", doing, c->role, c->err);
+}
+
+void pgconn_lost_output(const struct pgconn *c, char *buf, size_t len)
+{
+        snprintf(buf, len, "connection to %s closed: %s", c->role,
+                 c->err[0] ? c->err : "closed by the server");
 }
 
 bool pgconn_kept_after_error(const struct pgconn *c)

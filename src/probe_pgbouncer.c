@@ -374,13 +374,7 @@ static void pooler_done(struct pgb_probe *p)
 
 static void pooler_fail(struct pgb_probe *p, const char *doing)
 {
-        const char *reason = pgconn_reason(p->pooler);
-        const char *err = pgconn_error(p->pooler);
-        if (strcmp(reason, "auth_failed") == 0)
-                probe_result_worsen(&p->res, ST_FAIL, reason,
-                                    "authentication failed (%s the pooler): %s", doing, err);
-        else
-                probe_result_worsen(&p->res, ST_FAIL, reason, "%s the pooler: %s", doing, err);
+        pgconn_fail_result(p->pooler, &p->res, doing);
         /* a failed session may be unusable: the next check starts clean,
          * unless it is known to be sound */
         if (!pgconn_kept_after_error(p->pooler))
@@ -432,8 +426,7 @@ static void pooler_lost(struct pgconn *c, void *arg)
 {
         struct pgb_probe *p = arg;
         char msg[400];
-        snprintf(msg, sizeof(msg), "connection to the pooler closed: %s",
-                 pgconn_error(c)[0] ? pgconn_error(c) : "closed by the server");
+        pgconn_lost_output(c, msg, sizeof(msg));
         pgconn_close(p->admin);
         if (in_check(p)) {
                 probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "%s", msg);

@@ -45,13 +45,7 @@ static void finish(struct pg_probe *p)
  * one is known to be sound (pgconn_kept_after_error). */
 static void fail_on(struct pg_probe *p, const char *doing)
 {
-        const char *reason = pgconn_reason(p->conn);
-        const char *err = pgconn_error(p->conn);
-        if (strcmp(reason, "auth_failed") == 0)
-                probe_result_worsen(&p->res, ST_FAIL, reason,
-                                    "authentication failed (%s PostgreSQL): %s", doing, err);
-        else
-                probe_result_worsen(&p->res, ST_FAIL, reason, "%s PostgreSQL: %s", doing, err);
+        pgconn_fail_result(p->conn, &p->res, doing);
         if (!pgconn_kept_after_error(p->conn))
                 pgconn_close(p->conn);
         finish(p);
@@ -191,8 +185,7 @@ static void lost(struct pgconn *c, void *arg)
 {
         struct pg_probe *p = arg;
         char msg[400];
-        snprintf(msg, sizeof(msg), "connection to PostgreSQL closed: %s",
-                 pgconn_error(c)[0] ? pgconn_error(c) : "closed by the server");
+        pgconn_lost_output(c, msg, sizeof(msg));
         probe_lost(p->env->target, "connection_lost", msg);
 }
 
