@@ -8,7 +8,7 @@ PYTEST   ?= pytest-3
 
 PKGS     := libpq hiredis libevent libmicrohttpd jansson inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -18,7 +18,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DHEALTHD_VERSION='"$(VERSION)"' -Iinclude $(WARN) $(PKG_CFLAGS)
+BASE_CFLAGS := -pthread -std=c11 -D_GNU_SOURCE -DHEALTHD_VERSION='"$(VERSION)"' -Iinclude $(WARN) $(PKG_CFLAGS)
 
 RELEASE_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ASAN_CFLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -65,6 +65,9 @@ static const struct key daemon_keys[] = {
     {"http_max_connections_per_ip", T_LONG, D(http_max_connections_per_ip), 1, 65536, 0},
     {"http_memory_limit", T_LONG, D(http_memory_limit), 16384, 64L << 20, 0},
     {"default_targets", T_BOOL, D(default_targets), 0, 0, 0},
+    {"state_file", T_STR, D(state_file), 0, 0, 0},
+    {"state_interval", T_DUR, D(state_interval_ms), 0, 0, 0},
+    {"events_max", T_LONG, D(events_max), 10, 100000, 0},
 };
 
 static const struct key target_keys[] = {
@@ -655,6 +658,8 @@ static void daemon_defaults(struct config *cfg)
         cfg->http_max_connections = 256;
         cfg->http_max_connections_per_ip = 32;
         cfg->http_memory_limit = 256 * 1024;
+        cfg->state_interval_ms = 60000;
+        cfg->events_max = 1000;
 }
 
 static const char *envd(char *const *envp, const char *name, const char *def)
@@ -966,6 +971,11 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
                          where, cfg->http_max_connections_per_ip, cfg->http_max_connections);
                 goto fail;
         }
+        if (cfg->state_interval_ms < 100) {
+                daemon_where(cfg, dlines, "state_interval", where, sizeof(where));
+                snprintf(err, errlen, "%s: must be at least 100ms", where);
+                goto fail;
+        }
         if (finish_targets(cfg, cfg->file, lines, err, errlen) != 0)
                 goto fail;
         free(lines);
@@ -989,6 +999,7 @@ void config_free(struct config *cfg)
                 explicit_bzero(cfg->status_token, strlen(cfg->status_token));
         free(cfg->status_token);
         free(cfg->nameservers);
+        free(cfg->state_file);
         free(cfg);
 }
 

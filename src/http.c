@@ -1,8 +1,13 @@
 #include "http.h"
+#include "journal.h"
 #include "log.h"
+#include "record.h"
 #include "render.h"
 
+#include "textutil.h"
+
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -29,6 +34,8 @@ struct http {
         struct target_view *views;
         size_t nviews;
         struct cached status, ready, started;
+        struct record *rec;
+        struct record_stats rec_stats;
 };
 
 enum route http_route(const char *path, char *target, size_t tlen)
@@ -45,6 +52,8 @@ enum route http_route(const char *path, char *target, size_t tlen)
                 return ROUTE_STATUS;
         if (strcmp(path, "/metrics") == 0)
                 return ROUTE_METRICS;
+        if (strcmp(path, "/events") == 0)
+                return ROUTE_EVENTS;
         if (strncmp(path, "/health/", 8) == 0) {
                 const char *name = path + 8;
                 size_t n = strlen(name);
@@ -84,6 +93,11 @@ static void render_ctx(struct http *h, struct render_ctx *c)
         c->loop_lag = engine_loop_lag(h->eng);
         c->startup_target_ms = h->cfg->startup_target_ms;
         c->reconnect_target_ms = h->cfg->reconnect_target_ms;
+        c->journal = h->rec != NULL ? record_journal(h->rec) : NULL;
+        if (h->rec != NULL)
+                record_get_stats(h->rec, &h->rec_stats);
+        c->record = h->rec != NULL ? &h->rec_stats : NULL;
+        c->nonce = NULL;
 }
 
 /* The q-value the Accept header gives `type` ("text/html"), from its own
@@ -255,6 +269,44 @@ static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
         return send_json(conn, MHD_HTTP_OK, "{\"status\":\"pass\"}");
 }
 
+/* GET /events (SPEC 11): ?target, ?type, ?since, ?limit (default 100). */
+static enum MHD_Result answer_events(struct http *h, struct MHD_Connection *conn)
+{
+        if (h->rec == NULL)
+                return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+        struct journal_query q = {.target = NULL, .type = -1, .since = 0, .limit = 100};
+        const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "target");
+        if (v != NULL && v[0] != '\0')
+                q.target = v;
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+        if (v != NULL && v[0] != '\0' && (q.type = event_type_of(v)) < 0)
+                return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                  "type: transition, outage_end, reload, start, stop or "
+                                  "notify_failed");
+        long l;
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+        if (v != NULL) {
+                char *end;
+                errno = 0;
+                unsigned long long since = strtoull(v, &end, 10);
+                if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0)
+                        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                          "since: an event id (a whole number)");
+                q.since = since;
+        }
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        if (v != NULL) {
+                if (parse_int_range(v, 1, 100000, &l) != 0)
+                        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                          "limit: a whole number from 1 to 100000");
+                q.limit = (size_t)l;
+        }
+        char *body = journal_query_json(record_journal(h->rec), &q);
+        enum MHD_Result r = send_body(conn, MHD_HTTP_OK, "application/json", body, strlen(body));
+        free(body);
+        return r;
+}
+
 static bool keep_alive_wanted(struct MHD_Connection *conn, const char *version)
 {
         if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
@@ -347,6 +399,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
                 return send_body(conn, code_of(h->status.st), "application/health+json",
                                  h->status.body, h->status.len);
+        case ROUTE_EVENTS:
+                if (!authorized(h, conn))
+                        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+                return answer_events(h, conn);
         case ROUTE_METRICS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
@@ -505,6 +561,11 @@ void http_update(struct http *h, const struct config *cfg)
 {
         h->cfg = cfg;
         h->status.valid = h->ready.valid = h->started.valid = false;
+}
+
+void http_set_record(struct http *h, struct record *r)
+{
+        h->rec = r;
 }
 
 void http_free(struct http *h)

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "record.h"
 #include "render.h"
 #include "resolve.h"
 #include "target.h"
@@ -62,6 +63,8 @@ struct daemon {
         struct resolver *res;
         struct engine *eng;
         struct http *http;
+        struct record *rec;
+        const char *stop_signal;
         struct event *sig_term, *sig_int, *sig_hup;
 };
 
@@ -69,7 +72,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
         struct daemon *d = arg;
         (void)what;
-        log_msg(LOG_INFO, NULL, "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        d->stop_signal = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+        log_msg(LOG_INFO, NULL, "received %s, stopping", d->stop_signal);
         event_base_loopbreak(d->base);
 }
 
@@ -151,7 +155,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 return;
         }
         log_setup(n->log_format, n->log_level);
+        record_before_reload(d->rec);
         engine_reload(d->eng, n);
+        record_after_reload(d->rec, n);
         http_update(d->http, n);
         config_free(d->cfg);
         d->cfg = n;
@@ -187,11 +193,15 @@ static int run_daemon(struct daemon *d)
                 return 1;
         }
         d->eng = engine_new(d->base, d->res, d->cfg);
+        /* before HTTP serves and before any check runs: restored history is
+         * in place for the first answer and the first result */
+        d->rec = record_new(d->base, d->cfg, d->eng);
         d->http = http_new(d->base, d->cfg, d->eng, err, sizeof(err));
         if (d->http == NULL) {
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 1;
         }
+        http_set_record(d->http, d->rec);
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
         d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
@@ -201,6 +211,7 @@ static int run_daemon(struct daemon *d)
         log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
                 d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
         event_base_dispatch(d->base);
+        record_stop(d->rec, d->stop_signal != NULL ? d->stop_signal : "none");
         return 0;
 }
 
@@ -214,6 +225,7 @@ static void daemon_free(struct daemon *d)
         if (d->sig_term != NULL)
                 event_free(d->sig_term);
         http_free(d->http);
+        record_free(d->rec); /* waits for the last state write */
         engine_free(d->eng);
         resolver_free(d->res);
         if (d->base != NULL)

@@ -170,6 +170,27 @@ static void pool_samples(struct strbuf *b, const struct target_view *v, const ch
                        r == NULL || r->status == ST_FAIL ? NAN : 0);
 }
 
+/* The record (SPEC 11): state writes and journal events.  The event types
+ * all exist from startup, at zero. */
+static void record_families(struct strbuf *b, const struct render_ctx *c)
+{
+        if (c->record == NULL || c->journal == NULL)
+                return;
+        family(b, "state_writes_total", "counter", "State file writes, by result.");
+        sample(b, "state_writes_total", (const char *const[]){"result", "ok", NULL},
+               (double)c->record->writes_ok);
+        sample(b, "state_writes_total", (const char *const[]){"result", "error", NULL},
+               (double)c->record->writes_error);
+        family(b, "state_last_write_timestamp_seconds", "gauge",
+               "Time of the last good state file write (0 before the first).");
+        sample(b, "state_last_write_timestamp_seconds", NULL, c->record->last_write);
+        family(b, "events_total", "counter", "Events recorded in the journal, by type.");
+        for (int t = 0; t < EV_NTYPES; t++)
+                sample(b, "events_total",
+                       (const char *const[]){"type", event_type_name((enum event_type)t), NULL},
+                       (double)journal_appended(c->journal, (enum event_type)t));
+}
+
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
 {
         struct strbuf b;
@@ -346,6 +367,8 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                v[i].last != NULL && v[i].last->bypass >= 0
                                    ? (double)v[i].last->bypass
                                    : NAN);
+
+        record_families(&b, c);
 
         family(&b, "loop_lag_seconds", "histogram",
                "Lateness of the event loop's timers: the check schedule's, and one a second.");
