@@ -107,6 +107,7 @@ void probe_result_init(struct probe_result *r)
         r->status = ST_PASS;
         r->consumers = r->used_memory = r->maxmemory = r->connected_clients = r->maxclients = -1;
         r->connections = r->max_connections = r->bypass = -1;
+        r->usable_connections = -1;
         r->clients = r->max_client_conn = -1;
 }
 
