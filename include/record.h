@@ -22,7 +22,8 @@ struct record_stats {
         bool enabled; /* a state file is configured */
         uint64_t writes_ok, writes_error;
         double last_write;        /* wall clock of the last good write, 0 if none */
-        double serialise_seconds; /* the last serialisation, on the loop */
+        double serialise_seconds; /* the last serialisation, on the loop, all turns */
+        double serialise_turn;    /* its longest loop turn */
         size_t size;              /* bytes of the last state written */
 };
 
@@ -40,8 +41,5 @@ void record_free(struct record *r);
 
 const struct journal *record_journal(const struct record *r);
 void record_get_stats(const struct record *r, struct record_stats *s);
-/* Serialises the state now, as a write would (for the benchmark's figures);
- * returns the malloc'd bytes. */
-char *record_serialise(struct record *r, size_t *len);
 
 #endif

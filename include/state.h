@@ -37,11 +37,19 @@ struct state_target {
  * `mono` are the same instant on the two clocks. */
 struct json_t *state_record(const struct state_target *t, double wall, double mono);
 
+/* A record's text in the file (one line; malloc'd). */
+char *state_record_text(struct json_t *rec);
+
 /* The whole file: the records of the configured targets, then `parked`
  * ones (records of targets not configured now, written back unchanged),
  * then the journal.  malloc'd, NUL-terminated; *len gets its length. */
 char *state_serialise(struct json_t *const *records, size_t nrecords, struct json_t *const *parked,
                       size_t nparked, const struct journal *j, double wall, size_t *len);
+/* The same from the configured targets' records already as text (texts of
+ * state_record_text joined by ",\n"), so a caller can build them a few at a
+ * time. */
+char *state_serialise_texts(const char *records, size_t rlen, struct json_t *const *parked,
+                            size_t nparked, const struct journal *j, double wall, size_t *len);
 
 /* A parsed and validated file. */
 struct state_loaded {

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "state.h"
 #include "state_writer.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@
 #define WRITE_SOON_MS 1000
 #define STATE_FILE_MAX (64u << 20) /* a larger file is not one this daemon wrote */
 #define PARK_MAX_AGE 86400.0       /* a record older than the window holds nothing */
+#define BUILD_BATCH 64             /* records serialised per loop turn: ~2 ms */
 
 struct kept {
         json_t *rec;
@@ -54,6 +56,12 @@ struct record {
         size_t nexports;
         bool write_failing;
         struct record_stats stats;
+        /* the state being serialised, BUILD_BATCH targets per loop turn */
+        struct event *step;
+        bool building, build_again;
+        size_t build_next;
+        struct strbuf build;
+        double build_seconds, build_turn;
 };
 
 static double wall_clock(void)
@@ -110,36 +118,88 @@ static json_t *record_of(struct record *r, size_t i, double wall, double mono)
         return state_record(&st, wall, mono);
 }
 
-char *record_serialise(struct record *r, size_t *len)
+/* One loop turn of a build: the next BUILD_BATCH targets' records.  The
+ * last turn adds the parked records and the journal and hands the bytes to
+ * the writer.  With `sync`, every turn runs now (at stop). */
+static void build_step(struct record *r, bool sync)
 {
+        double t0 = mono_now(), wall = wall_clock();
         size_t n = engine_count(r->eng);
-        double wall = wall_clock(), mono = mono_now();
-        json_t **recs = calloc(n + 1, sizeof(*recs));
+        size_t end = sync || r->build_next + BUILD_BATCH > n ? n : r->build_next + BUILD_BATCH;
+        for (size_t i = r->build_next; i < end; i++) {
+                json_t *rec = record_of(r, i, wall, t0);
+                char *text = state_record_text(rec);
+                json_decref(rec);
+                if (i > 0)
+                        strbuf_puts(&r->build, ",\n");
+                strbuf_puts(&r->build, text);
+                free(text);
+        }
+        r->build_next = end;
+        if (end < n) {
+                double took = mono_now() - t0;
+                r->build_seconds += took;
+                if (took > r->build_turn)
+                        r->build_turn = took;
+                struct timeval now = {0, 0};
+                evtimer_add(r->step, &now); /* after the I/O that waits */
+                return;
+        }
         json_t **parked = calloc(r->nparked + 1, sizeof(*parked));
-        if (recs == NULL || parked == NULL)
+        if (parked == NULL)
                 abort();
-        for (size_t i = 0; i < n; i++)
-                recs[i] = record_of(r, i, wall, mono);
         for (size_t i = 0; i < r->nparked; i++)
                 parked[i] = r->parked[i].rec;
-        char *buf = state_serialise(recs, n, parked, r->nparked, r->journal, wall, len);
-        for (size_t i = 0; i < n; i++)
-                json_decref(recs[i]);
-        free(recs);
+        size_t len;
+        char *buf = state_serialise_texts(r->build.s, r->build.len, parked, r->nparked, r->journal,
+                                          wall, &len);
         free(parked);
-        return buf;
+        free(strbuf_take(&r->build));
+        r->building = false;
+        double took = mono_now() - t0;
+        r->build_seconds += took;
+        r->stats.serialise_seconds = r->build_seconds;
+        r->stats.serialise_turn = took > r->build_turn ? took : r->build_turn;
+        r->stats.size = len;
+        state_writer_submit(r->writer, buf, len);
 }
 
+static void build_cancel(struct record *r)
+{
+        if (!r->building)
+                return;
+        evtimer_del(r->step);
+        free(strbuf_take(&r->build));
+        r->building = false;
+}
+
+/* Serialises the state a batch of targets per loop turn (a large target set
+ * would otherwise hold the loop for tens of milliseconds), then writes it. */
 static void write_now(struct record *r)
 {
         if (r->writer == NULL)
                 return;
-        double t0 = mono_now();
-        size_t len;
-        char *buf = record_serialise(r, &len);
-        r->stats.serialise_seconds = mono_now() - t0;
-        r->stats.size = len;
-        state_writer_submit(r->writer, buf, len);
+        if (r->building) {
+                r->build_again = true; /* the build in progress is already older */
+                return;
+        }
+        r->building = true;
+        r->build_next = 0;
+        r->build_seconds = r->build_turn = 0;
+        strbuf_init(&r->build, 4096 + engine_count(r->eng) * 1536);
+        build_step(r, false);
+}
+
+static void on_step(evutil_socket_t fd, short what, void *arg)
+{
+        struct record *r = arg;
+        (void)fd;
+        (void)what;
+        build_step(r, false);
+        if (!r->building && r->build_again) {
+                r->build_again = false;
+                write_now(r);
+        }
 }
 
 static void on_soon(evutil_socket_t fd, short what, void *arg)
@@ -382,8 +442,9 @@ struct record *record_new(struct event_base *base, const struct config *cfg, str
                         log_msg(LOG_WARN, NULL, "state file %s will not be written: %s", r->path,
                                 err);
                 r->soon = evtimer_new(base, on_soon, r);
+                r->step = evtimer_new(base, on_step, r);
                 r->periodic = event_new(base, -1, EV_PERSIST, on_periodic, r);
-                if (r->soon == NULL || r->periodic == NULL)
+                if (r->soon == NULL || r->periodic == NULL || r->step == NULL)
                         abort();
                 struct timeval tv = ms_tv(cfg->state_interval_ms);
                 evtimer_add(r->periodic, &tv);
@@ -402,6 +463,11 @@ struct record *record_new(struct event_base *base, const struct config *cfg, str
 void record_before_reload(struct record *r)
 {
         double wall = wall_clock(), mono = mono_now();
+        /* the targets' indexes change: a build in progress starts again after */
+        if (r->building) {
+                build_cancel(r);
+                r->build_again = true;
+        }
         kept_clear(&r->exports, &r->nexports);
         for (size_t i = 0; i < engine_count(r->eng); i++)
                 kept_push(&r->exports, &r->nexports, record_of(r, i, wall, mono),
@@ -455,6 +521,10 @@ void record_after_reload(struct record *r, const struct config *cfg)
                 }
         }
         kept_clear(&r->exports, &r->nexports);
+        if (r->build_again) {
+                r->build_again = false;
+                write_now(r);
+        }
         size_t out = 0;
         for (size_t k = 0; k < r->nparked; k++)
                 if (r->parked[k].rec != NULL)
@@ -467,7 +537,15 @@ void record_stop(struct record *r, const char *signal_name)
         journal_stop(r->journal, wall_clock(), signal_name);
         if (r->soon != NULL)
                 evtimer_del(r->soon);
-        write_now(r);
+        if (r->writer == NULL)
+                return;
+        /* the loop has stopped: the whole state at once */
+        build_cancel(r);
+        r->building = true;
+        r->build_next = 0;
+        r->build_seconds = r->build_turn = 0;
+        strbuf_init(&r->build, 4096 + engine_count(r->eng) * 1536);
+        build_step(r, true);
 }
 
 void record_free(struct record *r)
@@ -480,6 +558,9 @@ void record_free(struct record *r)
                 event_free(r->soon);
         if (r->periodic != NULL)
                 event_free(r->periodic);
+        build_cancel(r);
+        if (r->step != NULL)
+                event_free(r->step);
         kept_clear(&r->parked, &r->nparked);
         kept_clear(&r->exports, &r->nexports);
         journal_free(r->journal);

@@ -184,6 +184,14 @@ static void record_families(struct strbuf *b, const struct render_ctx *c)
         family(b, "state_last_write_timestamp_seconds", "gauge",
                "Time of the last good state file write (0 before the first).");
         sample(b, "state_last_write_timestamp_seconds", NULL, c->record->last_write);
+        family(b, "state_serialise_seconds", "gauge",
+               "Time the last state serialisation took on the event loop.");
+        sample(b, "state_serialise_seconds", NULL, c->record->serialise_seconds);
+        family(b, "state_serialise_turn_seconds", "gauge",
+               "Longest loop turn of the last state serialisation (it is done in batches).");
+        sample(b, "state_serialise_turn_seconds", NULL, c->record->serialise_turn);
+        family(b, "state_bytes", "gauge", "Size of the last state serialised.");
+        sample(b, "state_bytes", NULL, (double)c->record->size);
         family(b, "events_total", "counter", "Events recorded in the journal, by type.");
         for (int t = 0; t < EV_NTYPES; t++)
                 sample(b, "events_total",

@@ -102,40 +102,57 @@ static void put_buf(void *arg, const char *s, size_t n)
         strbuf_put(arg, s, n);
 }
 
-static void put_json(struct strbuf *b, json_t *o)
+char *state_record_text(json_t *rec)
 {
-        char *s = json_dumps(o, DUMP_FLAGS);
+        char *s = json_dumps(rec, DUMP_FLAGS);
         if (s == NULL)
                 abort(); /* every string was checked: only out of memory gets here */
-        strbuf_puts(b, s);
-        free(s);
+        return s;
 }
 
-char *state_serialise(json_t *const *records, size_t nrecords, json_t *const *parked,
-                      size_t nparked, const struct journal *j, double wall, size_t *len)
+char *state_serialise_texts(const char *records, size_t rlen, json_t *const *parked, size_t nparked,
+                            const struct journal *j, double wall, size_t *len)
 {
         struct strbuf b;
         char ts[40];
         journal_time(wall, ts, sizeof(ts));
-        strbuf_init(&b, 4096 + (nrecords + nparked) * 1024 + journal_count(j) * 256);
+        strbuf_init(&b, 4096 + rlen + nparked * 2048 + journal_count(j) * 256);
         strbuf_printf(&b,
                       "{\"format\":\"%s\",\"version\":%d,\"savedAt\":\"%s\","
                       "\"nextEventId\":%llu,\n\"targets\":[",
                       STATE_FORMAT, STATE_VERSION, ts, (unsigned long long)journal_next_id(j));
-        size_t k = 0;
-        for (size_t i = 0; i < nrecords; i++, k++) {
-                strbuf_puts(&b, k ? ",\n" : "\n");
-                put_json(&b, records[i]);
+        if (rlen > 0) {
+                strbuf_putc(&b, '\n');
+                strbuf_put(&b, records, rlen);
         }
-        for (size_t i = 0; i < nparked; i++, k++) {
-                strbuf_puts(&b, k ? ",\n" : "\n");
-                put_json(&b, parked[i]);
+        for (size_t i = 0; i < nparked; i++) {
+                strbuf_puts(&b, rlen > 0 || i > 0 ? ",\n" : "\n");
+                char *t = state_record_text(parked[i]);
+                strbuf_puts(&b, t);
+                free(t);
         }
         strbuf_puts(&b, "],\n\"events\":");
         journal_write_array(j, put_buf, &b);
         strbuf_puts(&b, "}\n");
         *len = b.len;
         return strbuf_take(&b);
+}
+
+char *state_serialise(json_t *const *records, size_t nrecords, json_t *const *parked,
+                      size_t nparked, const struct journal *j, double wall, size_t *len)
+{
+        struct strbuf b;
+        strbuf_init(&b, 1024 + nrecords * 1024);
+        for (size_t i = 0; i < nrecords; i++) {
+                char *t = state_record_text(records[i]);
+                if (i > 0)
+                        strbuf_puts(&b, ",\n");
+                strbuf_puts(&b, t);
+                free(t);
+        }
+        char *out = state_serialise_texts(b.s, b.len, parked, nparked, j, wall, len);
+        free(b.s);
+        return out;
 }
 
 void state_loaded_free(struct state_loaded *l)
