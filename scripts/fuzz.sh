@@ -32,7 +32,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
         exit 2
 fi
 shift $(($# > 0 ? 1 : 0))
-all_targets=(config redis_info pgb_show http_route text)
+all_targets=(config redis_info pgb_show http_route text state)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
         targets=("${all_targets[@]}")
@@ -128,6 +128,7 @@ declare -A deps=(
         [redis_info]="redis_info textutil"
         [pgb_show]="pgb_show textutil"
         [text]="textutil config"
+        [state]="state journal slo strbuf textutil config"
 )
 all_modules=$(find src -name '*.c' ! -name main.c -printf '%f\n' | sed 's/\.c$//' | sort | tr '\n' ' ')
 deps[http_route]=$all_modules

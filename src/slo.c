@@ -701,7 +701,11 @@ int slo_load(struct slo *s, json_t *o, double now, double gap, char *err, size_t
         }
         if (!(gap >= 0) || !isfinite(gap))
                 gap = 0;
-        if (!json_is_object(lat) || hist_load(&s->latency, lat, "latency", err, errlen) != 0)
+        if (!json_is_object(lat)) {
+                snprintf(err, errlen, "latency: not an object");
+                return -1;
+        }
+        if (hist_load(&s->latency, lat, "latency", err, errlen) != 0)
                 return -1;
         s->latency_last = num(json_object_get(lat, "last"), &d) ? d : -1;
         if (!json_is_object(rc) ||

@@ -309,8 +309,11 @@ int state_restore(json_t *rec, struct slo *slo, struct state_previous *prev, dou
         err[0] = '\0';
         memset(prev, 0, sizeof(*prev));
         if (slo_load(slo, json_object_get(rec, "serviceLevels"), mono, wall - saved, err, errlen) !=
-            0)
+            0) {
+                if (err[0] == '\0') /* every refusal names its reason */
+                        snprintf(err, errlen, "service levels malformed");
                 return -1;
+        }
         const char *s = json_string_value(json_object_get(rec, "status"));
         snprintf(prev->status, sizeof(prev->status), "%s", s != NULL ? s : "unknown");
         s = json_string_value(json_object_get(rec, "reason"));
