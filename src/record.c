@@ -249,9 +249,10 @@ static void on_written(void *arg, const struct state_write_report *rep)
 /* ---- reading ---- */
 
 /* The whole file, or NULL: *missing when it does not exist, else err. */
-static char *read_file(const char *path, size_t *len, bool *missing, char *err, size_t errlen)
+static char *read_file(const char *path, size_t *len, bool *missing, bool *not_file, char *err,
+                       size_t errlen)
 {
-        *missing = false;
+        *missing = *not_file = false;
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 if (errno == ENOENT)
@@ -261,8 +262,15 @@ static char *read_file(const char *path, size_t *len, bool *missing, char *err, 
                 return NULL;
         }
         struct stat st;
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > STATE_FILE_MAX) {
-                snprintf(err, errlen, "not a regular file of at most %u bytes", STATE_FILE_MAX);
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                /* a directory or a device named by mistake: not ours to move */
+                *not_file = true;
+                snprintf(err, errlen, "not a regular file");
+                close(fd);
+                return NULL;
+        }
+        if ((size_t)st.st_size > STATE_FILE_MAX) {
+                snprintf(err, errlen, "larger than %u bytes", STATE_FILE_MAX);
                 close(fd);
                 return NULL;
         }
@@ -339,11 +347,13 @@ static bool restore_into(struct record *r, size_t i, json_t *rec, double wall, d
 static void load(struct record *r)
 {
         char err[512] = "", why[300];
-        bool missing;
+        bool missing, not_file;
         size_t len = 0;
-        char *buf = read_file(r->path, &len, &missing, err, sizeof(err));
+        char *buf = read_file(r->path, &len, &missing, &not_file, err, sizeof(err));
         if (buf == NULL) {
-                if (!missing)
+                if (not_file)
+                        log_msg(LOG_WARN, NULL, "state file %s: %s; starting fresh", r->path, err);
+                else if (!missing)
                         set_aside(r->path, err);
                 return;
         }

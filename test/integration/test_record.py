@@ -347,3 +347,18 @@ def test_events_endpoint_filters_and_token(redis_server, daemon, tmp_path):
     status, hdrs, body = d.get('/events', headers=auth)
     assert hdrs['Content-Type'].startswith('application/json')
     assert TOKEN.encode() not in body
+
+
+def test_state_file_that_is_a_directory_is_left_alone(redis_server, daemon, tmp_path):
+    state = tmp_path / 'state.json'
+    state.mkdir()
+    (state / 'keep').write_text('a person\'s file')
+    d = daemon(config_text=config(redis_server.redis_port, str(state),
+                                  extra='state_interval = 200ms\n'))
+    d.wait_for(lambda: metric(d, 'state_writes_total', '{result="error"}') >= 1, timeout=10,
+               what='a failed write')
+    assert all_up(d)
+    warns = warnings_about(d, str(state))
+    assert any('not a regular file' in w['msg'] for w in warns), warns
+    assert (state / 'keep').read_text() == 'a person\'s file'
+    assert not glob.glob(str(state) + '.corrupt-*'), 'a directory was renamed'

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "journal.h"
 #include "slo.h"
 #include "state.h"
@@ -523,6 +524,58 @@ START_TEST(t_cells)
 }
 END_TEST
 
+/* The keys of the record: [daemon] state_file, state_interval, events_max,
+ * and their HEALTHD_ forms. */
+START_TEST(t_config_keys)
+{
+        char err[512];
+        struct config_overrides ov = {0};
+        char *none[] = {NULL};
+        struct config *c = config_load(&ov, none, err, sizeof(err));
+        ck_assert_msg(c != NULL, "%s", err);
+        ck_assert_ptr_null(c->state_file);
+        ck_assert_int_eq(c->state_interval_ms, 60000);
+        ck_assert_int_eq(c->events_max, 1000);
+        config_free(c);
+
+        char *env[] = {(char *)(uintptr_t) "HEALTHD_STATE_FILE=/var/lib/hdms-healthd/state.json",
+                       (char *)(uintptr_t) "HEALTHD_STATE_INTERVAL=250ms",
+                       (char *)(uintptr_t) "HEALTHD_EVENTS_MAX=50", NULL};
+        c = config_load(&ov, env, err, sizeof(err));
+        ck_assert_msg(c != NULL, "%s", err);
+        ck_assert_str_eq(c->state_file, "/var/lib/hdms-healthd/state.json");
+        ck_assert_int_eq(c->state_interval_ms, 250);
+        ck_assert_int_eq(c->events_max, 50);
+        config_free(c);
+
+        static const struct {
+                const char *var;
+                const char *key;
+        } bad[] = {
+            {"HEALTHD_STATE_INTERVAL=50ms", "state_interval"},
+            {"HEALTHD_STATE_INTERVAL=soon", "state_interval"},
+            {"HEALTHD_EVENTS_MAX=5", "events_max"},
+            {"HEALTHD_EVENTS_MAX=1000000", "events_max"},
+            {"HEALTHD_STATE_FILE=", "state_file"},
+        };
+        for (int i = 0; i < N(bad); i++) {
+                char *e[] = {(char *)(uintptr_t)bad[i].var, NULL};
+                err[0] = '\0';
+                c = config_load(&ov, e, err, sizeof(err));
+                if (c == NULL) {
+                        ck_assert_msg(strcasestr(err, bad[i].key) != NULL, "%s: %s", bad[i].var,
+                                      err);
+                } else {
+                        /* an empty variable is unset, as for every HEALTHD_ key */
+                        ck_assert_msg(strcmp(bad[i].key, "state_file") == 0, "%s accepted",
+                                      bad[i].var);
+                        ck_assert_ptr_null(c->state_file);
+                        config_free(c);
+                }
+        }
+}
+END_TEST
+
 static Suite *record_suite(void)
 {
         Suite *su = suite_create("record");
@@ -537,6 +590,7 @@ static Suite *record_suite(void)
         tcase_add_test(tc, t_matching_rule);
         tcase_add_test(tc, t_damaged_files);
         tcase_add_test(tc, t_cells);
+        tcase_add_test(tc, t_config_keys);
         suite_add_tcase(su, tc);
         return su;
 }
