@@ -5,8 +5,10 @@ GET /events, with a real Redis and real files.
   and the events survive, and event ids continue;
 - an outage still open at the stop and over by the next start ends as
   `unobserved`, counted neither met nor missed;
-- kill -9 in the middle of writes, in a loop: the file on disk is always a
-  whole state (the old or the new), and the next start loads it;
+- kill -9 in the middle of writes, in a loop (fsync slowed by the shim, so
+  kills land mid-write; a leftover state.json.tmp shows one did): the file
+  on disk is always a whole state (the old or the new), and the next start
+  loads it;
 - corrupt, truncated, empty, other-version and other-target files: the
   daemon starts, warns once naming the file and the reason, and keeps the
   file aside as state.json.corrupt-<UTC time>;
@@ -168,31 +170,38 @@ def test_outage_open_at_stop_ends_unobserved(redis_server, daemon, tmp_path):
 
 def test_kill9_during_writes_never_leaves_a_partial_file(redis_server, daemon, tmp_path):
     state = str(tmp_path / 'state.json')
-    # many targets and a write every 100 ms: a kill often lands mid-write
+    # Many targets and a write every 100 ms, each fsync slowed to 100 ms (the
+    # shim): a write is in flight about half the time, so most kills land in
+    # the middle of one (state.json.tmp is then left behind).
     extra = 'state_interval = 100ms\n'
     conf = config(redis_server.redis_port, state, interval='1s', extra=extra)
     for i in range(40):
         conf += (f'[target extra-{i}]\nkind = redis\nhost = 127.0.0.1\n'
                  f'port = {redis_server.redis_port}\ndb = {i % 16}\n\n')
+    env = {'LD_PRELOAD': SHIM, 'HEALTHD_TEST_FSYNC_DELAY_MS': '100',
+           'ASAN_OPTIONS': 'detect_leaks=1:abort_on_error=0:verify_asan_link_order=0'}
     rnd = random.Random(11)
-    sizes = set()
+    sizes, mid_write = set(), 0
     last_events = 0
-    for round_ in range(8):
-        d = daemon(config_text=conf)
+    for round_ in range(12):
+        d = daemon(config_text=conf, env=env)
         if round_ > 0:
             # the previous state was loaded: no warning, its events kept
             d.wait_for(lambda: len(events(d, '?limit=1000')) > last_events, timeout=5,
                        what='the restored events')
             assert not warnings_about(d, state), warnings_about(d, state)
-        time.sleep(0.3 + rnd.random() * 0.7)
+        time.sleep(0.5 + rnd.random() * 0.5)
         os.kill(d.pid, signal.SIGKILL)
         d.proc.wait(5)
+        mid_write += os.path.exists(state + '.tmp')
         doc = load_state(state)  # whole, parseable, the right format
         assert len(doc['targets']) == 43, len(doc['targets'])
         last_events = len(doc['events'])
         sizes.add(os.path.getsize(state))
         assert not glob.glob(state + '.corrupt-*')
     assert len(sizes) > 1, 'the state never changed between kills'
+    print(f'{mid_write} of 12 kills landed in the middle of a write')
+    assert mid_write >= 1, 'no kill landed in the middle of a write'
 
 
 def make_valid_state(redis_server, daemon, tmp_path):
