@@ -337,6 +337,15 @@ def test_events_endpoint_filters_and_token(redis_server, daemon, tmp_path):
     assert back['serviceLevels']['availability']['outages'] == outages, back
     reloads = events(d, '?type=reload', headers=auth)
     assert reloads[0]['added'] == ['redis-cache'] and reloads[1]['removed'] == ['redis-cache']
+    # a changed target (same server, other timings) keeps its history too
+    d.write_config(base.replace('[target redis-cache]\n',
+                                '[target redis-cache]\nlatency_target = 40ms\n'))
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: len(events(d, '?type=reload', headers=auth)) == 3, timeout=5,
+               what='the third reload')
+    assert events(d, '?type=reload&limit=1', headers=auth)[0]['changed'] == ['redis-cache']
+    back = d.json('/status', headers=auth)['targets']['redis-cache']
+    assert back['serviceLevels']['availability']['outages'] == outages, back
 
     every = events(d, '?limit=1000', headers=auth)
     assert len(every) >= 6
