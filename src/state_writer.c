@@ -46,8 +46,15 @@ static double wall_clock(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* strerror() may share a buffer between threads; this runs in the writer. */
+static const char *errstr(int e, char *buf, size_t len)
+{
+        return strerror_r(e, buf, len);
+}
+
 int state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen)
 {
+        char eb[128];
         size_t plen = strlen(path);
         char *tmp = malloc(plen + 5);
         char *dircopy = strdup(path);
@@ -58,7 +65,7 @@ int state_write_file(const char *path, const char *buf, size_t len, char *err, s
         memcpy(tmp + plen, ".tmp", 5);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (fd < 0) {
-                snprintf(err, errlen, "cannot create '%s': %s", tmp, strerror(errno));
+                snprintf(err, errlen, "cannot create '%s': %s", tmp, errstr(errno, eb, sizeof(eb)));
                 goto out;
         }
         for (size_t off = 0; off < len;) {
@@ -67,23 +74,24 @@ int state_write_file(const char *path, const char *buf, size_t len, char *err, s
                         continue;
                 if (n <= 0) {
                         snprintf(err, errlen, "cannot write '%s': %s", tmp,
-                                 n < 0 ? strerror(errno) : "no progress");
+                                 n < 0 ? errstr(errno, eb, sizeof(eb)) : "no progress");
                         goto out_unlink;
                 }
                 off += (size_t)n;
         }
         if (fsync(fd) != 0) {
-                snprintf(err, errlen, "cannot fsync '%s': %s", tmp, strerror(errno));
+                snprintf(err, errlen, "cannot fsync '%s': %s", tmp, errstr(errno, eb, sizeof(eb)));
                 goto out_unlink;
         }
         if (close(fd) != 0) {
                 fd = -1;
-                snprintf(err, errlen, "cannot close '%s': %s", tmp, strerror(errno));
+                snprintf(err, errlen, "cannot close '%s': %s", tmp, errstr(errno, eb, sizeof(eb)));
                 goto out_unlink;
         }
         fd = -1;
         if (rename(tmp, path) != 0) {
-                snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+                snprintf(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path,
+                         errstr(errno, eb, sizeof(eb)));
                 goto out_unlink;
         }
         /* The rename is durable only once the directory is. */
@@ -91,7 +99,7 @@ int state_write_file(const char *path, const char *buf, size_t len, char *err, s
         if (dfd >= 0) {
                 if (fsync(dfd) != 0 && errno != EINVAL) {
                         snprintf(err, errlen, "cannot fsync the directory of '%s': %s", path,
-                                 strerror(errno));
+                                 errstr(errno, eb, sizeof(eb)));
                         close(dfd);
                         goto out;
                 }
