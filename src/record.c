@@ -508,7 +508,7 @@ void record_after_reload(struct record *r, const struct config *cfg)
                 const struct target_conf *c = engine_view_conf(r->eng, i);
                 /* a changed target finds its own record; a returning one a parked one */
                 struct kept *sets[2] = {r->exports, r->parked};
-                size_t ns[2] = {r->nexports, r->nparked};
+                const size_t ns[2] = {r->nexports, r->nparked};
                 for (int s = 0; s < 2 && engine_fresh(r->eng, i); s++)
                         for (size_t k = 0; k < ns[s]; k++) {
                                 json_t *rec = sets[s][k].rec;

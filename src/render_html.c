@@ -137,7 +137,7 @@ static void sparkline(struct strbuf *b, const struct target_view *t)
                 strbuf_printf(b, "%.1f,%.1f ", x0 + step * (double)i,
                               1 + (double)(h - 2) * (1.0 - lat[i] / max));
         strbuf_puts(b, "\"/>");
-        double bw = step > 1 ? step - 0.5 : 1;
+        double bw = step - 0.5; /* a gap between the bars */
         for (size_t i = 0; i < n; i++)
                 strbuf_printf(b,
                               "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" "

@@ -792,8 +792,10 @@ int slo_load(struct slo *s, json_t *o, double now, double gap, char *err, size_t
                         }
                         f[k] = json_integer_value(x);
                 }
+                /* a minute holds at most 60 s, down no more than observed; an
+                 * outage's length is not bounded by its minute */
                 if (f[0] + f[1] > SLO_WINDOW_MINUTES || f[2] > 60000 || f[3] > f[2] ||
-                    f[2] > 60000 || f[5] > 1000000) {
+                    f[5] > 1000000) {
                         snprintf(err, errlen, "availability: run %zu is out of range", i);
                         return -1;
                 }
