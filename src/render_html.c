@@ -556,7 +556,7 @@ static const char *script =
     "function swap(doc){ids.forEach(function(id){var o=d.getElementById(id),"
     "n=doc.getElementById(id);if(o&&n)o.replaceWith(d.importNode(n,true));});"
     "d.title=doc.title;h.setAttribute('data-updates',String(+h.getAttribute('data-updates')+1));}"
-    "function tick(){fetch(location.pathname+location.search,{headers:{Accept:'text/html'},"
+    "function tick(){fetch(location.origin+location.pathname+location.search,{headers:{Accept:'text/html'},"
     "credentials:'same-origin',cache:'no-store'}).then(function(r){"
     "if(!r.ok&&r.status!==503)throw new Error('HTTP '+r.status);return r.text();})"
     ".then(function(t){swap(new DOMParser().parseFromString(t,'text/html'));note('');})"

@@ -422,8 +422,12 @@ def test_token_basic_auth_for_browsers(redis_server, daemon, tmp_path):
     # (headless Chromium answers the Basic challenge by dumping nothing)
     assert 'data-target' not in chromium(tmp_path, d.url('/status?format=html'), '--dump-dom')
     url = f'http://anyone:{TOKEN}@127.0.0.1:{d.port}/status?format=html'
-    dom = DOM(dump_dom(tmp_path, url))
+    dom = DOM(chromium(tmp_path, url, '--virtual-time-budget=11000', '--dump-dom'))
     assert set(target_rows(dom)) == {'redis-cache', 'redis-channels', 'redis-celery'}
+    # and its in-place updates authenticate too (no credentials in the fetch URL)
+    html_el = dom.root.find_all('html')[0]
+    assert int(html_el.attrs.get('data-updates', '0')) >= 1, \
+        (html_el.attrs, dom.root.find_all(id='note')[0].text())
 
 
 def test_dashboard_updates_in_place_and_shows_the_record(redis_server, daemon, tmp_path):
