@@ -70,6 +70,7 @@ integration: build/asan/hdms-healthd build/hdms-healthd build/test/slow_fsync.so
 # Every test: Check unit tests and pytest integration tests, both on the
 # ASan/UBSan build.
 test: asan
+	./scripts/lint-tests.sh
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
 	./scripts/fuzz.sh 20

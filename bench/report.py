@@ -359,9 +359,33 @@ def render(r, baseline=None):
             w(f'| {label} | ' + ' | '.join(ms(sizes[n].get(key), digits, unit) for n in cols) + ' |')
         w('')
 
+    lg = r.get('logins')
+    if lg:
+        w(f'### 6. Logins ({lg["targets"]} postgres targets; every backend of the daemon '
+          f'terminated every {lg["every_s"]} s)')
+        w('')
+        w(f'{lg.get("runs", 1)} x {lg["seconds"]} s. Each termination is a lost connection and '
+          'an immediate login: a SCRAM exchange whose PBKDF2 runs inside libpq. The loop lag '
+          'is the daemon\'s own histogram over the window; the max is /status loopLag. '
+          '"before" is another binary given with --logins-before (logins on the loop).')
+        w('')
+        cols = list(lg['binaries'])
+        w('| | ' + ' | '.join(f'{c} (`{lg["binaries"][c].get("binary")}`)' for c in cols) + ' |')
+        w('|---|' + '---|' * len(cols))
+        for label, key, digits, unit in (('logins in the window', 'logins', 0, ''),
+                                         ('CPU of the loop\'s thread per login',
+                                          'loop_cpu_ms_per_login', 3, ' ms'),
+                                         ('loop lag p50', 'lag_p50_ms', 2, ' ms'),
+                                         ('loop lag p99', 'lag_p99_ms', 2, ' ms'),
+                                         ('loop lag max', 'lag_max_ms', 1, ' ms'),
+                                         ('share of lag samples <= 5 ms', 'share_le_5ms', 4, '')):
+            w(f'| {label} | ' + ' | '.join(ms(lg['binaries'][c].get(key), digits, unit)
+                                          for c in cols) + ' |')
+        w('')
+
     st = r.get('state')
     if st:
-        w('### 6. State file (issue 11: written every second here, every 60 s by default)')
+        w('### 7. State file (issue 11: written every second here, every 60 s by default)')
         w('')
         w(f'{st.get("runs", 1)} x {st["seconds"]} s per size after start-up, Redis targets at '
           f'1 s for 1,000 (the scale section\'s set) and the five default targets. '

@@ -13,6 +13,9 @@ Nothing here is a pass/fail test: goals are compared and reported.
 
     bench/run.py [--quick] [--bin PATH] [--only SECTION,...] [--no-report]
 
+BENCH_LOGINS_BEFORE (or --logins-before PATH) also runs the logins section
+on an older binary, for a before/after of the loop lag during logins.
+
 Section state (issue 11): the state file's size and serialisation time at
 5 and 1,000 targets, and the loop lag while it is written every second.
 
@@ -20,7 +23,7 @@ BENCH_QUICK=1 (or --quick) runs each part shorter and fewer times (about
 4 minutes instead of about 11); --smoke runs each once for a second or two
 (about a minute: `make test` runs it, so the bench cannot rot unseen). BENCH_BIN (or --bin) measures another
 binary (a patched build, say). Sections: footprint, cost, http, detect,
-scale, state. Loopback only; every loop and wait is bounded.
+scale, logins, state. Loopback only; every loop and wait is bounded.
 """
 
 import argparse
@@ -52,7 +55,7 @@ sys.path.insert(0, os.path.join(ROOT, 'test'))
 import localstack  # noqa: E402
 from localstack import Stack, fast_tmpdir, free_port  # noqa: E402
 
-SECTIONS = ('footprint', 'cost', 'http', 'detect', 'scale', 'state')
+SECTIONS = ('footprint', 'cost', 'http', 'detect', 'scale', 'logins', 'state')
 
 # The issue's goals, in the units the results use.
 GOALS = {
@@ -105,6 +108,12 @@ def cpu_ns(pid):
         with open(f'/proc/{pid}/stat') as f:
             fields = f.read().rsplit(')', 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf('SC_CLK_TCK')
+
+
+def loop_thread_cpu_ns(pid):
+    """CPU time of the process's first thread (the loop), from schedstat."""
+    with open(f'/proc/{pid}/task/{pid}/schedstat') as f:
+        return int(f.read().split()[0])
 
 
 def proc_mem(pid):
@@ -1036,7 +1045,71 @@ class Bench:
         d.stop()
         return res
 
-    # --- 6. the state file (issue 11)
+    # --- 6. logins
+
+    def logins(self):
+        """Loop lag while the daemon logs in again and again: every
+        PostgreSQL login is a SCRAM exchange whose PBKDF2 runs inside
+        libpq (4-11 ms of CPU each)."""
+        n = 10
+        secs = self.n(20, 10, 2)
+        runs = self.n(3, 1, 1)
+        bins = [('after', self.bin)]
+        if self.args.logins_before:
+            bins.insert(0, ('before', os.path.abspath(self.args.logins_before)))
+        out = {'targets': n, 'seconds': secs, 'runs': runs, 'every_s': 0.5, 'binaries': {}}
+        for label, path in bins:
+            log(f'logins ({label}, {path}): {n} postgres targets, every backend of the '
+                f'daemon terminated every 0.5 s, {runs} x {secs} s')
+            rs = [self._logins_run(path, n, secs, f'{label}-{r}') for r in range(runs)]
+            agg = {k: summary([x[k] for x in rs]) for k in rs[0]
+                   if isinstance(rs[0][k], (int, float)) and rs[0][k] is not None}
+            agg['binary'] = os.path.relpath(path, ROOT) if path.startswith(ROOT) else path
+            agg['raw'] = rs
+            out['binaries'][label] = agg
+            log(f'logins {label}: {agg["logins"]["median"]:.0f} logins, loop lag p99 '
+                f'{agg["lag_p99_ms"]["median"]:.2f} ms, max {agg["lag_max_ms"]["median"]:.1f} ms')
+        self.results['logins'] = out
+
+    def _logins_run(self, binary, n, secs, tag):
+        conf = (f'[daemon]\ninterval = {INTERVAL_MS}ms\ntimeout = {TIMEOUT_MS}ms\n\n'
+                + ''.join(target_conf(self.stack, 'postgres', f'pg{i:02d}') for i in range(n)))
+        d = Daemon(self, f'logins-{tag}', config=conf, default_env=False)
+        d.argv[0] = binary
+        d.start()
+        d.wait_ready(timeout=60)
+        m0 = d.metrics()
+        lag_max0 = d.status().get('loopLag', {}).get('maxSeconds') or 0.0
+        loop0 = loop_thread_cpu_ns(d.pid)
+        kill = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'hdms-healthd'")
+        logins = 0
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            out = self.stack.psql(kill).strip().splitlines()
+            logins += int(out[-1]) if out and out[-1].strip().isdigit() else 0
+            time.sleep(0.5)
+        time.sleep(1.0)  # the last wave logs in again
+        loop1 = loop_thread_cpu_ns(d.pid)
+        m1 = d.metrics()
+        st = d.status()
+        lag = histogram_delta(histogram_buckets(m1, 'hdms_healthd_loop_lag_seconds'),
+                              histogram_buckets(m0, 'hdms_healthd_loop_lag_seconds'))
+        p99, _ = histogram_quantile(0.99, lag)
+        p50, _ = histogram_quantile(0.5, lag)
+        lag_max = st.get('loopLag', {}).get('maxSeconds') or 0.0
+        d.stop()
+        return {'logins': logins,
+                # CPU of the loop's own thread: what a login costs the loop,
+                # whatever else the machine runs
+                'loop_cpu_ms_per_login': (loop1 - loop0) / 1e6 / logins if logins else None,
+                'lag_p50_ms': None if p50 is None else p50 * 1e3,
+                'lag_p99_ms': None if p99 is None else p99 * 1e3,
+                'lag_max_ms': max(lag_max, lag_max0) * 1e3,
+                'lag_samples': max(lag.values()) if lag else 0,
+                'share_le_5ms': share_at_most(lag, 0.005)}
+
+    # --- 7. the state file (issue 11)
 
     def state(self):
         runs = self.n(3, 1, 1)
@@ -1262,7 +1335,12 @@ def meta(bench):
         sha = hashlib.sha256(f.read()).hexdigest()
 
     def git(*a):
-        r = subprocess.run(['git', '-C', ROOT, *a], capture_output=True, text=True, check=False)
+        # a tarball or a machine without git has no commit to name
+        try:
+            r = subprocess.run(['git', '-C', ROOT, *a], capture_output=True, text=True,
+                               check=False, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ''
         return r.stdout.strip()
     try:
         with open('/proc/cpuinfo') as f:
@@ -1310,6 +1388,8 @@ def main(argv=None):
     ap.add_argument('--bin', default=os.environ.get('BENCH_BIN')
                     or os.path.join(ROOT, 'build', 'hdms-healthd'))
     ap.add_argument('--only', default=os.environ.get('BENCH_ONLY', ','.join(SECTIONS)))
+    ap.add_argument('--logins-before', default=os.environ.get('BENCH_LOGINS_BEFORE'),
+                    metavar='PATH', help='an older binary for the logins section too')
     ap.add_argument('--source', default=os.environ.get('BENCH_SOURCE'),
                     help='what the binary was built from, for the report (another build)')
     ap.add_argument('--out', default=os.path.join(ROOT, 'build', 'bench', 'results.json'))

@@ -19,6 +19,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 #define TARGET_NAME_MAX 64
 #define MAX_QUEUES 16
+/* A queue name's bytes with the NUL: the Redis probe keeps each queue's
+ * name in a buffer of this size (struct queue_len), so a longer name would
+ * be cut there and its queue-length metric never found. */
+#define QUEUE_NAME_MAX 64
 
 struct target_conf {
         char name[TARGET_NAME_MAX];

@@ -9,6 +9,7 @@
 #ifndef HEALTHD_PROBE_H
 #define HEALTHD_PROBE_H
 
+#include "clock.h"
 #include "config.h"
 #include "health.h"
 
@@ -28,7 +29,7 @@ struct op_time {
 };
 
 struct queue_len {
-        char name[64];
+        char name[QUEUE_NAME_MAX + 1];
         long long length;
 };
 
@@ -104,8 +105,5 @@ extern const struct probe_ops probe_pgbouncer_ops;
 void probe_done(struct target *t, const struct probe_result *r);
 /* Called by a probe when the peer closed an idle persistent connection. */
 void probe_lost(struct target *t, const char *reason, const char *output);
-
-/* Monotonic seconds. */
-double mono_now(void);
 
 #endif

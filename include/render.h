@@ -49,7 +49,8 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
 /* The HTML dashboard: one self-contained page, every string escaped. */
 char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c);
 
-/* 1 when `tv` is a target whose result is fresh enough for /livez. */
+/* Seconds after which a target's last result is stale for /livez (SPEC 5):
+ * max(3 x interval, interval + timeout + retry_interval). */
 double render_stale_after(const struct target_view *v);
 
 #endif

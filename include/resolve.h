@@ -18,6 +18,10 @@ typedef void (*resolve_cb)(void *arg, int err, const char *addr, const char *msg
 /* nameservers: NULL for /etc/resolv.conf, else "ip[:port],ip[:port]". */
 struct resolver *resolver_new(struct event_base *base, const char *nameservers, char *err,
                               size_t errlen);
+/* Sends later lookups to other nameservers (a reload).  Lookups already
+ * sent finish on the old ones.  Returns 0, or -1 with err (the resolver is
+ * unchanged then). */
+int resolver_set_nameservers(struct resolver *r, const char *nameservers, char *err, size_t errlen);
 void resolver_free(struct resolver *r);
 
 /* Starts a lookup.  May call cb before it returns (numeric or cached

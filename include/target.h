@@ -31,6 +31,7 @@ struct target_view {
         double last_check;                /* wall clock (epoch seconds) of the last result */
         double last_change;               /* wall clock of the last status change */
         double result_age;                /* seconds since the last result, or -1 */
+        double existed; /* seconds since this target, or its current configuration, began */
         bool ever_passed;
         double startup_seconds;  /* daemon start to first pass, or -1 */
         const char *last_outage; /* "restart", "blip" or NULL */

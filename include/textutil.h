@@ -9,6 +9,7 @@
 #ifndef HEALTHD_TEXTUTIL_H
 #define HEALTHD_TEXTUTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,34 @@
  * NUL.
  */
 size_t utf8_clean(char *dst, size_t dstsize, const char *src, size_t srclen);
+
+/*
+ * True when the len bytes at s are well-formed UTF-8 (table 3-7: no
+ * overlong form, surrogate or code point above U+10FFFF, no sequence cut
+ * short). Control bytes are valid UTF-8. s may be NULL only when len is 0.
+ */
+bool utf8_valid(const char *s, size_t len);
+
+/*
+ * The length of the longest prefix of the len bytes at s that does not end
+ * inside a multibyte sequence: len itself, or less when the last lead byte
+ * needs more continuation bytes than follow it. What comes before the end
+ * is not examined (utf8_clean is for that).
+ */
+size_t utf8_cut(const char *s, size_t len);
+
+/*
+ * snprintf that never splits a UTF-8 character: when the result does not
+ * fit, it is cut back to the last whole character before the limit
+ * (utf8_cut) instead of at the byte limit, so text that was valid UTF-8
+ * stays valid. dst is always NUL-terminated when size > 0; an output error
+ * leaves it empty. Returns the bytes written, without the NUL. Use it
+ * wherever text that may carry network strings goes into a fixed buffer.
+ */
+size_t utf8_snprintf(char *dst, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+size_t utf8_vsnprintf(char *dst, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * Parse a duration into milliseconds: a decimal number with a unit "ms",

@@ -103,15 +103,16 @@ compile() {
 }
 
 # obj NAME: build/fuzz/obj/NAME.o from src/NAME.c, compiled on first use,
-# so a target builds only what it links (a half-edited src/probe_pg.c
-# stops only fuzz_http_route). config-sandboxed is src/config.c with its
-# fopen() calls sent to fuzz_config.c's sandbox.
+# so a target builds only what it links (a half-edited src/pgconn.c
+# stops only fuzz_http_route). NAME-sandboxed is src/NAME.c with its
+# fopen() calls sent to fuzz_config.c's sandbox (the config*.c files, which
+# open the file and the secrets files that a fuzzed input names).
 declare -A built=()
 obj() {
         local name=$1
         if [ -z "${built[$name]:-}" ]; then
-                if [ "$name" = config-sandboxed ]; then
-                        compile "$out/obj/$name.o" src/config.c "${warn[@]}" \
+                if [ "${name%-sandboxed}" != "$name" ]; then
+                        compile "$out/obj/$name.o" "src/${name%-sandboxed}.c" "${warn[@]}" \
                                 -include test/fuzz/fuzz_config_sandbox.h
                 else
                         compile "$out/obj/$name.o" "src/$name.c" "${warn[@]}"
@@ -124,11 +125,11 @@ obj() {
 # What each target links; http.c needs the engine and the renderers, so
 # fuzz_http_route links every module but main.c.
 declare -A deps=(
-        [config]="config-sandboxed textutil"
+        [config]="config-sandboxed config_keys-sandboxed config_ini-sandboxed config_compose-sandboxed textutil log"
         [redis_info]="redis_info textutil"
         [pgb_show]="pgb_show textutil"
-        [text]="textutil config"
-        [state]="state journal slo strbuf textutil config"
+        [text]="textutil config_keys log"
+        [state]="state journal slo strbuf textutil clock config_keys log"
 )
 all_modules=$(find src -name '*.c' ! -name main.c -printf '%f\n' | sed 's/\.c$//' | sort | tr '\n' ' ')
 deps[http_route]=$all_modules

@@ -1,9 +1,9 @@
 #include "http.h"
+#include "clock.h"
 #include "journal.h"
 #include "log.h"
 #include "record.h"
 #include "render.h"
-
 #include "textutil.h"
 
 #include <arpa/inet.h>
@@ -84,10 +84,8 @@ static void snapshot(struct http *h)
 
 static void render_ctx(struct http *h, struct render_ctx *c)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         c->version = HEALTHD_VERSION;
-        c->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        c->now = wall_now();
         c->uptime = engine_uptime(h->eng);
         c->detail = h->cfg->status_token == NULL;
         c->mono = mono_now();
@@ -304,7 +302,10 @@ static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
         for (size_t i = 0; i < h->nviews; i++) {
                 const struct target_view *v = &h->views[i];
                 double limit = render_stale_after(v);
-                double age = v->result_age >= 0 ? v->result_age : engine_uptime(h->eng);
+                /* Before its first result a target is as old as itself: one
+                 * that a reload added or changed is not stale for the time the
+                 * daemon ran before it. */
+                double age = v->result_age >= 0 ? v->result_age : v->existed;
                 if (age > limit) {
                         char body[300];
                         snprintf(body, sizeof(body),
@@ -550,7 +551,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         (void)cls;
         char buf[300];
-        vsnprintf(buf, sizeof(buf), fmt, ap);
+        utf8_vsnprintf(buf, sizeof(buf), fmt, ap);
         size_t n = strlen(buf);
         while (n > 0 && buf[n - 1] == '\n')
                 buf[--n] = '\0';

@@ -6,6 +6,7 @@
  * the state file), so a query or a state write only copies bytes.
  */
 #include "journal.h"
+#include "clock.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -57,16 +58,7 @@ int event_type_of(const char *name)
 
 void journal_time(double t, char *buf, size_t len)
 {
-        if (!isfinite(t) || t < 0)
-                t = 0;
-        time_t s = (time_t)t;
-        int ms = (int)((t - (double)s) * 1000.0);
-        if (ms > 999)
-                ms = 999;
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, len - n, ".%03dZ", ms);
+        clock_format(isfinite(t) && t > 0 ? t : 0, CLOCK_RFC3339, buf, len);
 }
 
 static char *xstrdup(const char *s)

@@ -1,16 +1,33 @@
 #include "log.h"
+#include "clock.h"
 #include "textutil.h"
 
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static enum log_format log_fmt = LOG_TEXT;
 static enum log_level log_min = LOG_INFO;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+const char *const log_level_names[LOG_NLEVELS] = {"debug", "info", "warn", "error"};
+
+const char *log_level_name(enum log_level level)
+{
+        if ((int)level >= 0 && (int)level < LOG_NLEVELS)
+                return log_level_names[level];
+        return "unknown";
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+        for (int i = 0; i < LOG_NLEVELS; i++)
+                if (strcmp(s, log_level_names[i]) == 0) {
+                        *out = (enum log_level)i;
+                        return 0;
+                }
+        return -1;
+}
 
 void log_setup(enum log_format fmt, enum log_level level)
 {
@@ -20,12 +37,7 @@ void log_setup(enum log_format fmt, enum log_level level)
 
 static void timestamp(char *buf, size_t len)
 {
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+        clock_format(wall_now(), CLOCK_RFC3339, buf, len);
 }
 
 static void emit_json(json_t *o)
@@ -42,7 +54,7 @@ void log_msg(enum log_level level, const char *target, const char *fmt, ...)
 {
         if (level < log_min)
                 return;
-        char raw[1024], msg[1024], ts[40];
+        char raw[1024], msg[1024], ts[CLOCK_TEXT_MAX];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(raw, sizeof(raw), fmt, ap);
@@ -52,15 +64,15 @@ void log_msg(enum log_level level, const char *target, const char *fmt, ...)
         if (log_fmt == LOG_JSON) {
                 json_t *o = json_object();
                 json_object_set_new(o, "time", json_string(ts));
-                json_object_set_new(o, "level", json_string(level_names[level]));
+                json_object_set_new(o, "level", json_string(log_level_name(level)));
                 if (target != NULL)
                         json_object_set_new(o, "target", json_string(target));
                 json_object_set_new(o, "msg", json_string(msg));
                 emit_json(o);
         } else if (target != NULL) {
-                fprintf(stderr, "%s %s target %s: %s\n", ts, level_names[level], target, msg);
+                fprintf(stderr, "%s %s target %s: %s\n", ts, log_level_name(level), target, msg);
         } else {
-                fprintf(stderr, "%s %s %s\n", ts, level_names[level], msg);
+                fprintf(stderr, "%s %s %s\n", ts, log_level_name(level), msg);
         }
         fflush(stderr);
 }
@@ -69,7 +81,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
                     const char *reason, const char *output, double check_seconds,
                     const char *outage)
 {
-        char ts[40], out[600];
+        char ts[CLOCK_TEXT_MAX], out[600];
         utf8_clean(out, sizeof(out), output != NULL ? output : "", output ? strlen(output) : 0);
         timestamp(ts, sizeof(ts));
         enum log_level level = strcmp(to, "fail") == 0 ? LOG_WARN : LOG_INFO;
@@ -78,7 +90,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
         if (log_fmt == LOG_JSON) {
                 json_t *o = json_object();
                 json_object_set_new(o, "time", json_string(ts));
-                json_object_set_new(o, "level", json_string(level_names[level]));
+                json_object_set_new(o, "level", json_string(log_level_name(level)));
                 json_object_set_new(o, "event", json_string("transition"));
                 json_object_set_new(o, "target", json_string(target));
                 json_object_set_new(o, "kind", json_string(kind));
@@ -94,7 +106,7 @@ void log_transition(const char *target, const char *kind, const char *from, cons
                 emit_json(o);
         } else {
                 fprintf(stderr, "%s %s target %s (%s), check %.1fms, state %s -> %s%s%s%s%s%s%s\n",
-                        ts, level_names[level], target, kind, check_seconds * 1000.0, from, to,
+                        ts, log_level_name(level), target, kind, check_seconds * 1000.0, from, to,
                         reason != NULL ? ", " : "", reason != NULL ? reason : "",
                         out[0] != '\0' ? ": " : "", out, outage != NULL ? ", outage was a " : "",
                         outage != NULL ? outage : "");

@@ -2,9 +2,11 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "pglogin.h"
 #include "record.h"
 #include "render.h"
 #include "resolve.h"
+#include "sdnotify.h"
 #include "target.h"
 
 #include <arpa/inet.h>
@@ -54,12 +56,39 @@ static const char usage_text[] =
     "\n"
     "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
     "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
-    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n";
+    "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n"
+    "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
+    "status, reload, watchdog and stopping messages.\n";
 
 /* ---- the running daemon ---- */
 
+/* The signals that the daemon handles as libevent events.  Until those
+ * events exist, a SIGHUP or SIGTERM would take its default action and kill
+ * the process (a reload sent by a supervisor just after the start, say), so
+ * they are blocked from the start of main: one that arrives early waits,
+ * pending, and is handled by the loop once the events exist.  Blocked
+ * signals are inherited across fork and exec; the daemon starts no other
+ * program, and the commands (probe, --check-config, --once) unblock them as
+ * soon as they are known. */
+static sigset_t early_signals(void)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        return set;
+}
+
+static void unblock_early_signals(void)
+{
+        sigset_t set = early_signals();
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 struct daemon {
         struct event_base *base;
+        int stuck_logins; /* login threads still running at the end */
         struct config_overrides ov;
         struct config *cfg;
         struct resolver *res;
@@ -67,6 +96,7 @@ struct daemon {
         struct http *http;
         struct record *rec;
         const char *stop_signal;
+        struct sdnotify *sdn; /* NULL unless systemd gave NOTIFY_SOCKET */
         struct event *sig_term, *sig_int, *sig_hup;
 };
 
@@ -76,6 +106,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         (void)what;
         d->stop_signal = sig == SIGTERM ? "SIGTERM" : "SIGINT";
         log_msg(LOG_INFO, NULL, "received %s, stopping", d->stop_signal);
+        sdnotify_stopping(d->sdn);
         event_base_loopbreak(d->base);
 }
 
@@ -156,6 +187,18 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 config_free(n);
                 return;
         }
+        /* Last of the steps that can refuse: nothing is half-applied. */
+        bool ns_changed =
+            (n->nameservers == NULL) != (d->cfg->nameservers == NULL) ||
+            (n->nameservers != NULL && strcmp(n->nameservers, d->cfg->nameservers) != 0);
+        if (ns_changed && resolver_set_nameservers(d->res, n->nameservers, err, sizeof(err)) != 0) {
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                config_free(n);
+                return;
+        }
+        if (ns_changed)
+                log_msg(LOG_INFO, NULL, "reload: new lookups go to nameservers %s",
+                        n->nameservers != NULL ? n->nameservers : "of /etc/resolv.conf");
         log_setup(n->log_format, n->log_level);
         record_before_reload(d->rec);
         engine_reload(d->eng, n);
@@ -164,6 +207,16 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         config_free(d->cfg);
         d->cfg = n;
         log_msg(LOG_INFO, NULL, "configuration reloaded: %zu targets", n->ntargets);
+}
+
+/* systemd learns that a reload began and when it ended, whether the new
+ * configuration was taken or refused (the old one then stays in force). */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+        struct daemon *d = arg;
+        sdnotify_reloading(d->sdn);
+        on_reload(sig, what, arg);
+        sdnotify_ready(d->sdn);
 }
 
 static int run_daemon(struct daemon *d)
@@ -206,12 +259,17 @@ static int run_daemon(struct daemon *d)
         http_set_record(d->http, d->rec);
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
-        d->sig_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
+        d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
         event_add(d->sig_term, NULL);
         event_add(d->sig_int, NULL);
         event_add(d->sig_hup, NULL);
+        /* A signal that came early is delivered now, to libevent's handler. */
+        unblock_early_signals();
         log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
                 d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
+        /* The listener is up: connections wait in its backlog until the loop runs. */
+        d->sdn = sdnotify_new(d->base, d->eng);
+        sdnotify_ready(d->sdn);
         event_base_dispatch(d->base);
         record_stop(d->rec, d->stop_signal != NULL ? d->stop_signal : "none");
         return 0;
@@ -226,9 +284,19 @@ static void daemon_free(struct daemon *d)
                 event_free(d->sig_int);
         if (d->sig_term != NULL)
                 event_free(d->sig_term);
+        sdnotify_free(d->sdn);
         http_free(d->http);
         record_free(d->rec); /* waits for the last state write */
         engine_free(d->eng);
+        /* the probes cancelled their logins; their threads end within a
+         * poll slice unless one is deep in a hostile SCRAM computation */
+        d->stuck_logins = pglogin_shutdown(2.0);
+        if (d->stuck_logins > 0)
+                log_msg(LOG_WARN, NULL,
+                        "%d login thread%s still computing (a server asked for a costly "
+                        "authentication); exiting without %s",
+                        d->stuck_logins, d->stuck_logins == 1 ? " is" : "s are",
+                        d->stuck_logins == 1 ? "it" : "them");
         resolver_free(d->res);
         if (d->base != NULL)
                 event_base_free(d->base);
@@ -440,13 +508,20 @@ static int cmd_probe(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+        /* First: see early_signals().  (Before ignoring SIGPIPE, so a test
+         * that waits for SIGPIPE's disposition knows these are blocked.) */
+        sigset_t early = early_signals();
+        sigprocmask(SIG_BLOCK, &early, NULL);
+
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_IGN;
         sigaction(SIGPIPE, &sa, NULL);
 
-        if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        if (argc > 1 && strcmp(argv[1], "probe") == 0) {
+                unblock_early_signals();
                 return cmd_probe(argc - 1, argv + 1);
+        }
 
         enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_ONCE, OPT_JSON };
         static const struct option opts[] = {
@@ -507,6 +582,9 @@ int main(int argc, char **argv)
                 return 2;
         }
 
+        /* Commands, not the daemon: SIGTERM and SIGINT stop them at once. */
+        if (check || once)
+                unblock_early_signals();
         char err[1024];
         d.cfg = config_load(&d.ov, environ, err, sizeof(err));
         if (d.cfg == NULL) {
@@ -539,5 +617,11 @@ int main(int argc, char **argv)
                         log_msg(LOG_INFO, NULL, "stopped");
         }
         daemon_free(&d);
+        if (d.stuck_logins > 0) {
+                /* what such a thread holds cannot be freed while it runs,
+                 * and exit() would wait for nothing better: leave at once */
+                fflush(NULL);
+                _exit(rc);
+        }
         return rc;
 }

@@ -10,38 +10,48 @@
  * and after a disconnect by the peer; a reply is valid only inside its
  * callback; redisAsyncFree is safe inside a reply callback, not inside
  * onConnect or onDisconnect.  We detach by setting ac->data = NULL before
- * any free we start, so callbacks run by hiredis's teardown are ignored. */
+ * any free we start, so callbacks run by hiredis's teardown are ignored.
+ *
+ * A hostile or confused server must cost a failed check, never the daemon:
+ * hiredis 0.14.1 asserts on a reply that no command waits for and buffers
+ * whatever size a reply announces.  The reader guard and the read handler
+ * below (see "the reader guard") keep both out. */
 #include "probe.h"
 #include "redis_info.h"
 
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* ---- server-wide facts, shared by the targets of one server ---- */
+/* ---- server-wide facts, shared by the targets of one server ----
+ *
+ * Shared per server and user: what INFO shows does not depend on the user,
+ * but whether INFO may be run at all does (info_denied). */
 
 struct redis_server {
         struct redis_server *next;
-        char key[300];
+        char key[400];
         int refs;
         bool has;
         double fetched; /* monotonic */
         double claimed; /* a probe sent INFO at this time and waits for it; 0 = none */
         struct redis_info info;
+        bool info_denied; /* the latest INFO was refused (an ACL without @dangerous) */
+        char denied_msg[128];
         long long prev_evicted;
         long long evicted_delta;
 };
 
 static struct redis_server *servers;
 
-static struct redis_server *server_get(const char *host, int port)
+static struct redis_server *server_get(const char *host, int port, const char *user)
 {
-        char key[300];
-        snprintf(key, sizeof(key), "%s:%d", host, port);
+        char key[400];
+        snprintf(key, sizeof(key), "%s:%d:%s", host, port, user != NULL ? user : "");
         for (struct redis_server *s = servers; s != NULL; s = s->next)
                 if (strcmp(s->key, key) == 0) {
                         s->refs++;
@@ -110,6 +120,16 @@ struct redis_probe {
         char key[128];
         char value[64];
         const char *phase;
+        /* The next step is sent once the read that brought the previous
+         * reply has been parsed to its end: a reply queued behind that one
+         * in the same read then finds no command waiting and is caught as
+         * unsolicited, instead of being taken for the next command's. */
+        bool send_pending;
+        /* Set by the reader guard when it refuses a reply; reported by the
+         * teardown that follows (on_reply(NULL) or on_disconnect). */
+        const char *violation;
+        char violation_msg[160];
+        size_t reply_bytes; /* what the reply being parsed holds so far */
 };
 
 static const struct target_conf *conf(const struct redis_probe *p)
@@ -123,7 +143,7 @@ static void *rp_create(struct probe_env *env)
         if (p == NULL)
                 abort();
         p->env = env;
-        p->server = server_get(env->conf->host, env->conf->port);
+        p->server = server_get(env->conf->host, env->conf->port, env->conf->user);
         char host[64] = "";
         gethostname(host, sizeof(host) - 1);
         snprintf(p->key, sizeof(p->key), "hdms-healthd:%s:%s:%ld", env->conf->name, host,
@@ -148,6 +168,302 @@ static void complete(struct redis_probe *p, bool keep_connection);
 static void send_step(struct redis_probe *p);
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+/* ---- the reader guard ----
+ *
+ * hiredis 0.14.1 trusts the server in two ways that a hostile or confused
+ * one can turn against the daemon:
+ *
+ * - A reply that arrives while no command waits for one (an unsolicited
+ *   "+OK" on the idle connection, or a second reply behind the expected one)
+ *   reaches redisProcessCallbacks() with an empty callback list, which
+ *   asserts that the context is subscribed or monitoring: SIGABRT.
+ *   Setting REDIS_MONITORING would avoid the assert but not help: async.c
+ *   then hands the stray reply to the callback that ran last (it keeps it in
+ *   a variable outside its loop) and pushes that callback back when the
+ *   buffer runs dry, so the stray reply would be silently taken for an
+ *   answer.
+ * - A reply is as large as the server announces: a bulk of 1 GB is buffered
+ *   until it is complete, an array of a billion elements is one calloc().
+ *
+ * hiredis builds every reply object through the reader's object functions
+ * and fails the connection cleanly when one of them returns NULL (the reader
+ * sets REDIS_ERR_OOM, redisProcessCallbacks disconnects, pending callbacks
+ * get a NULL reply, then onDisconnect runs).  So each context's reader gets
+ * the functions below, which refuse a top-level reply while no callback is
+ * queued (before async.c looks for one) and any object that takes the reply
+ * past REPLY_MAX_BYTES, and leave the reason in the probe for the teardown
+ * to report.  What the object functions cannot see, the bytes of a reply
+ * still in transit, the read handler checks after each read (after_read). */
+
+/* The most one reply may hold: the reader's buffer while it arrives, and
+ * the objects built from it.  The largest reply the check asks for is
+ * CLIENT LIST, about 300 bytes a client on Redis 7: 16 MiB leaves room for
+ * some 50,000 clients, five times Redis's default maxclients. */
+#define REPLY_MAX_BYTES ((size_t)16 << 20)
+/* The longest line (a status, an error, an integer, a length) a reply may
+ * have: real ones are short, and hiredis scans a line from its start on
+ * every read, so a line that never ends would cost quadratic time. */
+#define LINE_MAX_BYTES ((size_t)64 << 10)
+
+static redisReplyObjectFunctions *hiredis_fns; /* hiredis's own (defaultFunctions) */
+
+static void violate(struct redis_probe *p, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void violate(struct redis_probe *p, const char *reason, const char *fmt, ...)
+{
+        if (p->violation != NULL)
+                return; /* the first one tells what happened */
+        p->violation = reason;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->violation_msg, sizeof(p->violation_msg), fmt, ap);
+        va_end(ap);
+}
+
+static const char *type_name(int type)
+{
+        switch (type) {
+        case REDIS_REPLY_STRING:
+                return "a bulk string";
+        case REDIS_REPLY_ARRAY:
+                return "an array";
+        case REDIS_REPLY_INTEGER:
+                return "an integer";
+        case REDIS_REPLY_NIL:
+                return "a nil";
+        case REDIS_REPLY_STATUS:
+                return "a status";
+        case REDIS_REPLY_ERROR:
+                return "an error";
+        }
+        return "a reply of unknown type";
+}
+
+/* Whether the reader may build an object of `bytes` for this task. */
+static bool guard_admit(const redisReadTask *task, size_t bytes, const char *str, size_t len)
+{
+        redisAsyncContext *ac = task->privdata;
+        struct redis_probe *p = ac->data;
+        if (task->parent == NULL) {
+                if (ac->replies.head == NULL) {
+                        if (p != NULL) {
+                                char text[64] = "";
+                                if (str != NULL)
+                                        snprintf(text, sizeof(text), " \"%.*s%s\"",
+                                                 (int)(len < 40 ? len : 40), str,
+                                                 len > 40 ? "..." : "");
+                                violate(p, "protocol_error",
+                                        "unsolicited reply (%s%s) from %s:%d while no command "
+                                        "waited for one",
+                                        type_name(task->type), text, conf(p)->host, conf(p)->port);
+                        }
+                        return false;
+                }
+                if (p != NULL)
+                        p->reply_bytes = 0;
+        }
+        if (p == NULL)
+                return true;
+        p->reply_bytes += bytes + sizeof(redisReply);
+        if (bytes > REPLY_MAX_BYTES || p->reply_bytes > REPLY_MAX_BYTES) {
+                violate(p, "reply_too_large", "a reply from %s:%d larger than %zu MiB",
+                        conf(p)->host, conf(p)->port, REPLY_MAX_BYTES >> 20);
+                return false;
+        }
+        return true;
+}
+
+static void *guard_string(const redisReadTask *task, char *str, size_t len)
+{
+        if (!guard_admit(task, len, str, len))
+                return NULL;
+        return hiredis_fns->createString(task, str, len);
+}
+
+static void *guard_array(const redisReadTask *task, int elements)
+{
+        if (elements < 0) {
+                /* Debian's 0.14.1 refuses these itself ("Multi-bulk length
+                 * out of range"); a hiredis without that check would record
+                 * the count as a huge size_t, so refuse them here too */
+                redisAsyncContext *ac = task->privdata;
+                if (ac->data != NULL)
+                        violate(ac->data, "protocol_error", "an array of %d elements", elements);
+                return NULL;
+        }
+        if (!guard_admit(task, (size_t)elements * sizeof(redisReply *), NULL, 0))
+                return NULL;
+        return hiredis_fns->createArray(task, elements);
+}
+
+static void *guard_integer(const redisReadTask *task, long long value)
+{
+        if (!guard_admit(task, 0, NULL, 0))
+                return NULL;
+        return hiredis_fns->createInteger(task, value);
+}
+
+static void *guard_nil(const redisReadTask *task)
+{
+        if (!guard_admit(task, 0, NULL, 0))
+                return NULL;
+        return hiredis_fns->createNil(task);
+}
+
+static void guard_free(void *obj)
+{
+        hiredis_fns->freeObject(obj);
+}
+
+static redisReplyObjectFunctions guard_fns = {
+    .createString = guard_string,
+    .createArray = guard_array,
+    .createInteger = guard_integer,
+    .createNil = guard_nil,
+    .freeObject = guard_free,
+};
+
+static void guard_install(redisAsyncContext *ac)
+{
+        redisReader *r = ac->c.reader;
+        if (hiredis_fns == NULL)
+                hiredis_fns = r->fn;
+        r->fn = &guard_fns;
+        r->privdata = ac;
+}
+
+/* What the bytes still in the reader's buffer say about the connection,
+ * after a read: NULL when nothing is wrong. */
+static const char *after_read(struct redis_probe *p)
+{
+        const redisAsyncContext *ac = p->ac;
+        const redisReader *r = ac->c.reader;
+        size_t pending = r->len > r->pos ? r->len - r->pos : 0;
+        if (pending == 0)
+                return NULL;
+        if (pending > REPLY_MAX_BYTES) {
+                violate(p, "reply_too_large",
+                        "a reply from %s:%d larger than %zu MiB (still arriving)", conf(p)->host,
+                        conf(p)->port, REPLY_MAX_BYTES >> 20);
+                return p->violation;
+        }
+        if (pending > LINE_MAX_BYTES &&
+            memmem(r->buf + r->pos, LINE_MAX_BYTES, "\r\n", 2) == NULL) {
+                violate(p, "reply_too_large", "a reply from %s:%d with a line longer than %zu KiB",
+                        conf(p)->host, conf(p)->port, LINE_MAX_BYTES >> 10);
+                return p->violation;
+        }
+        if (ac->replies.head == NULL) {
+                /* the start of a reply that nothing asked for */
+                violate(p, "protocol_error",
+                        "unsolicited data from %s:%d (%zu bytes) while no command waited for a "
+                        "reply",
+                        conf(p)->host, conf(p)->port, pending);
+                return p->violation;
+        }
+        return NULL;
+}
+
+/* ---- the libevent glue ----
+ *
+ * hiredis's adapters/libevent.h, except that a read goes through on_readable
+ * so that after_read() and a pending send run once hiredis has parsed the
+ * whole read.  The struct is freed by hiredis (cleanup) with the context. */
+
+struct redis_io {
+        redisAsyncContext *ac;
+        struct event *rev, *wev;
+};
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+        struct redis_io *io = arg;
+        redisAsyncContext *ac = io->ac;
+        struct redis_probe *p = ac->data;
+        (void)fd;
+        (void)what;
+        /* io and ac may be freed in here: use neither after it unless the
+         * probe still holds ac (every teardown clears p->ac first) */
+        redisAsyncHandleRead(ac);
+        if (p == NULL || p->ac != ac)
+                return;
+        const char *reason = after_read(p);
+        if (reason != NULL) {
+                if (p->in_check) {
+                        probe_result_worsen(&p->res, ST_FAIL, reason, "%s", p->violation_msg);
+                        complete(p, false);
+                } else {
+                        char msg[sizeof(p->violation_msg)];
+                        snprintf(msg, sizeof(msg), "%s", p->violation_msg);
+                        drop(p);
+                        probe_lost(p->env->target, reason, msg);
+                }
+                return;
+        }
+        if (p->in_check && p->send_pending) {
+                p->send_pending = false;
+                send_step(p);
+        }
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+        struct redis_io *io = arg;
+        (void)fd;
+        (void)what;
+        redisAsyncHandleWrite(io->ac);
+}
+
+static void io_add_read(void *arg)
+{
+        event_add(((struct redis_io *)arg)->rev, NULL);
+}
+
+static void io_del_read(void *arg)
+{
+        event_del(((struct redis_io *)arg)->rev);
+}
+
+static void io_add_write(void *arg)
+{
+        event_add(((struct redis_io *)arg)->wev, NULL);
+}
+
+static void io_del_write(void *arg)
+{
+        event_del(((struct redis_io *)arg)->wev);
+}
+
+static void io_cleanup(void *arg)
+{
+        struct redis_io *io = arg;
+        event_free(io->rev);
+        event_free(io->wev);
+        free(io);
+}
+
+static int io_attach(redisAsyncContext *ac, struct event_base *base)
+{
+        struct redis_io *io = calloc(1, sizeof(*io));
+        if (io == NULL)
+                abort();
+        io->ac = ac;
+        io->rev = event_new(base, ac->c.fd, EV_READ, on_readable, io);
+        io->wev = event_new(base, ac->c.fd, EV_WRITE, on_writable, io);
+        if (io->rev == NULL || io->wev == NULL)
+                abort();
+        ac->ev.addRead = io_add_read;
+        ac->ev.delRead = io_del_read;
+        ac->ev.addWrite = io_add_write;
+        ac->ev.delWrite = io_del_write;
+        ac->ev.cleanup = io_cleanup;
+        ac->ev.data = io;
+        event_add(io->rev, NULL);
+        event_add(io->wev, NULL);
+        return REDIS_OK;
+}
 
 static void classify_error(struct redis_probe *p, const char *what, const char *msg)
 {
@@ -243,6 +559,9 @@ static void judge_info(struct redis_probe *p)
         struct redis_server *s = p->server;
         struct probe_result *r = &p->res;
         const struct target_conf *c = conf(p);
+        if (s->info_denied)
+                probe_result_worsen(r, ST_WARN, "info_denied",
+                                    "INFO refused, server figures not read: %s", s->denied_msg);
         if (!s->has)
                 return;
         const struct redis_info *i = &s->info;
@@ -296,6 +615,66 @@ static void complete(struct redis_probe *p, bool keep_connection)
         probe_done(p->env->target, &r);
 }
 
+/* What each op must answer when it does not answer an error. */
+static bool reply_fits(enum op op, const redisReply *r)
+{
+        switch (op) {
+        case OP_AUTH:
+        case OP_SELECT:
+        case OP_SET:
+                return r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+        case OP_PING:
+                return r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        case OP_INFO:
+        case OP_CLIENTS:
+                return r->type == REDIS_REPLY_STRING;
+        case OP_GET:
+                return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL;
+        case OP_DEL:
+        case OP_LLEN:
+                return r->type == REDIS_REPLY_INTEGER;
+        }
+        return false;
+}
+
+static const char *const op_expects[] = {"+OK",        "+OK",        "a bulk string",
+                                         "+PONG",      "+OK",        "a bulk string or nil",
+                                         "an integer", "an integer", "a bulk string"};
+
+/* INFO and CLIENT LIST are @dangerous in Redis's ACL categories: a
+ * least-privilege user is refused them (NOPERM), and hardened servers often
+ * rename them away (unknown command).  Neither says anything about the
+ * server's health, so such a refusal only hides the figures they give. */
+static bool refused_not_broken(const char *msg)
+{
+        return strncmp(msg, "NOPERM", 6) == 0 || strstr(msg, "unknown command") != NULL;
+}
+
+/* Why hiredis tears the connection down under a reply callback: a reply the
+ * reader guard refused, an answer that is not RESP, or the peer closing. */
+static const char *teardown_reason(const struct redis_probe *p, const redisAsyncContext *ac,
+                                   const char *op, char *msg, size_t size)
+{
+        const char *host = conf(p)->host;
+        int port = conf(p)->port;
+        if (p->violation != NULL) {
+                snprintf(msg, size, "%s", p->violation_msg);
+                return p->violation;
+        }
+        if (ac->err == REDIS_ERR_PROTOCOL) {
+                snprintf(msg, size, "not a Redis answer from %s:%d%s%s: %s", host, port,
+                         op != NULL ? " to " : "", op != NULL ? op : "", ac->errstr);
+                return "protocol_error";
+        }
+        const char *detail = ac->errstr[0] ? ac->errstr : "end of stream";
+        if (op != NULL)
+                snprintf(msg, size, "connection to %s:%d lost during %s: %s", host, port, op,
+                         detail);
+        else
+                snprintf(msg, size, "connection closed by %s:%d: %s", host, port, detail);
+        return "connection_lost";
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 {
         (void)privdata;
@@ -309,16 +688,14 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 
         if (reply == NULL) {
                 /* hiredis is tearing the connection down: the peer closed it,
-                 * or what it sent is not RESP (hiredis gives up on the
-                 * connection with REDIS_ERR_PROTOCOL) */
-                bool garbage = ac->err == REDIS_ERR_PROTOCOL;
+                 * what it sent is not RESP (REDIS_ERR_PROTOCOL), or the
+                 * reader guard refused a reply */
+                char msg[OUTPUT_MAX / 2];
+                const char *reason = teardown_reason(p, ac, op_names[s->op], msg, sizeof(msg));
                 p->ac = NULL;
                 ac->data = NULL;
                 p->ready = false;
-                probe_result_worsen(
-                    &p->res, ST_FAIL, garbage ? "protocol_error" : "connection_lost",
-                    garbage ? "not a Redis answer to %s: %s" : "connection lost during %s: %s",
-                    op_names[s->op], ac->errstr[0] ? ac->errstr : "closed by the server");
+                probe_result_worsen(&p->res, ST_FAIL, reason, "%s", msg);
                 complete(p, false);
                 return;
         }
@@ -326,20 +703,51 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                 char msg[256];
                 snprintf(msg, sizeof(msg), "%.*s", (int)(reply->len < 255 ? reply->len : 255),
                          reply->str);
-                classify_error(p, op_names[s->op], msg);
-                /* AUTH or SELECT failing leaves the connection unusable */
+                if (s->op == OP_INFO && refused_not_broken(msg)) {
+                        /* the connection stays: the server answered in step */
+                        struct redis_server *sv = p->server;
+                        sv->has = false;
+                        sv->info_denied = true;
+                        snprintf(sv->denied_msg, sizeof(sv->denied_msg), "%s", msg);
+                        sv->fetched = now;
+                        sv->claimed = 0;
+                } else if (s->op == OP_CLIENTS && refused_not_broken(msg)) {
+                        probe_result_worsen(&p->res, ST_WARN, "client_list_denied",
+                                            "CLIENT LIST refused, waiting workers not counted: "
+                                            "%s",
+                                            msg);
+                } else {
+                        classify_error(p, op_names[s->op], msg);
+                        /* AUTH or SELECT failing leaves the connection unusable */
+                        complete(p, false);
+                        return;
+                }
+        } else if (!reply_fits(s->op, reply)) {
+                /* the stream may be out of step with our commands: drop it */
+                char text[64] = "";
+                if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING)
+                        snprintf(text, sizeof(text), " \"%.*s%s\"",
+                                 (int)(reply->len < 40 ? reply->len : 40), reply->str,
+                                 reply->len > 40 ? "..." : "");
+                probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
+                                    "%s answered %s%s where %s was expected", op_names[s->op],
+                                    type_name(reply->type), text, op_expects[s->op]);
                 complete(p, false);
                 return;
-        }
-        switch (s->op) {
-        case OP_AUTH:
-        case OP_SELECT:
-                if (s->op == OP_SELECT)
+        } else {
+                switch (s->op) {
+                case OP_AUTH:
+                        break;
+                case OP_SELECT:
                         p->ready = true;
-                break;
-        case OP_INFO:
-                if (reply->type == REDIS_REPLY_STRING &&
-                    redis_info_parse(reply->str, reply->len, &p->server->info) == 0) {
+                        break;
+                case OP_INFO:
+                        if (redis_info_parse(reply->str, reply->len, &p->server->info) != 0) {
+                                probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
+                                                    "INFO answered something that is not INFO");
+                                complete(p, false);
+                                return;
+                        }
                         struct redis_server *sv = p->server;
                         long long ev = sv->info.evicted_keys;
                         sv->evicted_delta = sv->prev_evicted >= 0 && ev >= sv->prev_evicted
@@ -347,39 +755,28 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                                                 : 0;
                         sv->prev_evicted = ev;
                         sv->has = true;
+                        sv->info_denied = false;
                         sv->fetched = now;
                         sv->claimed = 0;
-                } else {
-                        probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
-                                            "INFO answered something that is not INFO");
-                        complete(p, false);
-                        return;
-                }
-                break;
-        case OP_PING:
-                if (!(reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0)) {
-                        probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
-                                            "PING did not answer PONG");
-                        complete(p, false);
-                        return;
-                }
-                record_op(p, OP_PING, now - p->step_sent);
-                break;
-        case OP_SET:
-        case OP_DEL:
-                record_op(p, s->op, now - p->step_sent);
-                break;
-        case OP_GET:
-                record_op(p, OP_GET, now - p->step_sent);
-                if (reply->type != REDIS_REPLY_STRING || strcmp(reply->str, p->value) != 0) {
-                        probe_result_worsen(&p->res, ST_FAIL, "data_mismatch",
-                                            "GET did not return the value just SET");
-                        complete(p, true);
-                        return;
-                }
-                break;
-        case OP_LLEN:
-                if (reply->type == REDIS_REPLY_INTEGER) {
+                        break;
+                case OP_PING:
+                        record_op(p, OP_PING, now - p->step_sent);
+                        break;
+                case OP_SET:
+                case OP_DEL:
+                        record_op(p, s->op, now - p->step_sent);
+                        break;
+                case OP_GET:
+                        record_op(p, OP_GET, now - p->step_sent);
+                        if (reply->type != REDIS_REPLY_STRING ||
+                            strcmp(reply->str, p->value) != 0) {
+                                probe_result_worsen(&p->res, ST_FAIL, "data_mismatch",
+                                                    "GET did not return the value just SET");
+                                complete(p, true);
+                                return;
+                        }
+                        break;
+                case OP_LLEN: {
                         struct probe_result *r = &p->res;
                         if (r->nqueues < MAX_QUEUES) {
                                 snprintf(r->queues[r->nqueues].name, sizeof(r->queues[0].name),
@@ -391,10 +788,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                                                     "queue %s holds %lld messages (warn above %ld)",
                                                     c->queues[s->arg], (long long)reply->integer,
                                                     c->queue_warn);
+                        break;
                 }
-                break;
-        case OP_CLIENTS:
-                if (reply->type == REDIS_REPLY_STRING) {
+                case OP_CLIENTS: {
                         int n = redis_blocked_on_db(reply->str, reply->len, c->db);
                         p->res.consumers = n;
                         long long waiting = 0;
@@ -405,13 +801,14 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                                                     "%lld messages queued and no worker waiting "
                                                     "on db %d",
                                                     waiting, c->db);
+                        break;
                 }
-                break;
+                }
         }
         if (++p->cur == p->nsteps)
                 complete(p, true);
         else if (p->cur == p->queued)
-                send_step(p);
+                p->send_pending = true; /* sent by on_readable once this read is parsed */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -439,12 +836,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         p->ac->data = NULL;
         p->ac = NULL;
         p->ready = false;
-        bool garbage = ac->err == REDIS_ERR_PROTOCOL;
-        const char *reason = garbage ? "protocol_error" : "connection_lost";
-        char msg[200];
-        snprintf(msg, sizeof(msg), "%s %s:%d: %s",
-                 garbage ? "not a Redis answer from" : "connection closed by", conf(p)->host,
-                 conf(p)->port, ac->errstr[0] ? ac->errstr : "end of stream");
+        char msg[OUTPUT_MAX / 2];
+        const char *reason = teardown_reason(p, ac, NULL, msg, sizeof(msg));
         if (p->in_check) {
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s", msg);
                 complete(p, false);
@@ -461,6 +854,7 @@ static void rp_start(void *vp, const char *addr)
         p->in_check = true;
         p->started = mono_now();
         p->nsteps = p->cur = p->queued = 0;
+        p->send_pending = false;
         snprintf(p->value, sizeof(p->value), "%.6f", p->started);
 
         if (p->ac == NULL) {
@@ -477,7 +871,9 @@ static void rp_start(void *vp, const char *addr)
                 }
                 ac->data = p;
                 p->ac = ac;
-                redisLibeventAttach(ac, p->env->base);
+                p->violation = NULL;
+                guard_install(ac);
+                io_attach(ac, p->env->base);
                 redisAsyncSetConnectCallback(ac, on_connect);
                 redisAsyncSetDisconnectCallback(ac, on_disconnect);
         }
@@ -486,12 +882,13 @@ static void rp_start(void *vp, const char *addr)
                         p->steps[p->nsteps++] = (struct step){OP_AUTH, 0};
                 p->steps[p->nsteps++] = (struct step){OP_SELECT, 0};
         }
-        /* INFO once per round per server: the first target due fetches it,
+        /* INFO once per round per server and user: the first target due fetches it,
          * the others judge the latest copy. */
         struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
         bool claimed = sv->claimed > 0 && p->started - sv->claimed < (double)c->timeout_ms / 1000.0;
-        if ((!sv->has || p->started - sv->fetched >= max_age) && !claimed) {
+        bool fresh = (sv->has || sv->info_denied) && p->started - sv->fetched < max_age;
+        if (!fresh && !claimed) {
                 sv->claimed = p->started;
                 p->steps[p->nsteps++] = (struct step){OP_INFO, 0};
         }

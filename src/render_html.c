@@ -15,11 +15,14 @@
  * Every string that came from the network, the configuration or the
  * journal goes through esc(). */
 #include "render.h"
+#include "clock.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -31,9 +34,22 @@
 #define STRIP_MINUTES 30
 #define TIMELINE_EVENTS 20
 
+/* HTML-escaped, and valid UTF-8 (the page says charset=utf-8): text that
+ * is not is cleaned first, one U+FFFD per bad sequence. */
 static void esc(struct strbuf *b, const char *s)
 {
-        for (; s != NULL && *s != '\0'; s++) {
+        if (s == NULL)
+                return;
+        char *clean = NULL;
+        size_t len = strlen(s);
+        if (!utf8_valid(s, len)) {
+                clean = malloc(3 * len + 1); /* a bad byte becomes U+FFFD, 3 bytes */
+                if (clean == NULL)
+                        abort();
+                utf8_clean(clean, 3 * len + 1, s, len);
+                s = clean;
+        }
+        for (; *s != '\0'; s++) {
                 switch (*s) {
                 case '<':
                         strbuf_puts(b, "&lt;");
@@ -54,6 +70,7 @@ static void esc(struct strbuf *b, const char *s)
                         strbuf_putc(b, *s);
                 }
         }
+        free(clean);
 }
 
 static void duration(struct strbuf *b, double s)
@@ -556,7 +573,8 @@ static const char *script =
     "function swap(doc){ids.forEach(function(id){var o=d.getElementById(id),"
     "n=doc.getElementById(id);if(o&&n)o.replaceWith(d.importNode(n,true));});"
     "d.title=doc.title;h.setAttribute('data-updates',String(+h.getAttribute('data-updates')+1));}"
-    "function tick(){fetch(location.origin+location.pathname+location.search,{headers:{Accept:'text/html'},"
+    "function "
+    "tick(){fetch(location.origin+location.pathname+location.search,{headers:{Accept:'text/html'},"
     "credentials:'same-origin',cache:'no-store'}).then(function(r){"
     "if(!r.ok&&r.status!==503)throw new Error('HTTP '+r.status);return r.text();})"
     ".then(function(t){swap(new DOMParser().parseFromString(t,'text/html'));note('');})"
@@ -570,11 +588,8 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
         struct strbuf b;
         strbuf_init(&b, 16384 + n * 12288);
         enum status agg = render_aggregate(v, n);
-        char when[64];
-        time_t now = (time_t)c->now;
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        char when[CLOCK_TEXT_MAX];
+        clock_format(c->now, CLOCK_HUMAN, when, sizeof(when));
         const char *nonce = c->nonce != NULL ? c->nonce : "";
 
         strbuf_printf(&b,

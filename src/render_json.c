@@ -1,37 +1,44 @@
 /* JSON renderers (jansson).  Every string that came from the network has
- * been cleaned to UTF-8 by the probes; json_string() still refuses invalid
- * UTF-8, and a refused value is left out rather than breaking the body. */
+ * been cleaned to UTF-8 by the probes, but json_string() refuses invalid
+ * UTF-8 and a refused value would vanish from the body: set_str() cleans
+ * such a value where it is inserted, so no field is ever dropped. */
 #include "render.h"
+#include "clock.h"
+#include "textutil.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PROBE_BODY_MAX 3500 /* Docker keeps the first 4096 bytes */
 
 static void set_str(json_t *o, const char *k, const char *v)
 {
-        if (v != NULL)
-                json_object_set_new(o, k, json_string(v)); /* NULL (bad UTF-8) is skipped */
-}
-
-static void rfc3339(double t, char *buf, size_t len)
-{
-        time_t s = (time_t)t;
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, len - n, ".%03dZ", (int)((t - floor(t)) * 1000.0) % 1000);
+        if (v == NULL)
+                return;
+        json_t *s = json_string(v);
+        if (s == NULL) {
+                /* Invalid UTF-8: each bad byte becomes U+FFFD (3 bytes) at most. */
+                size_t len = strlen(v);
+                char *clean = malloc(3 * len + 1);
+                if (clean == NULL)
+                        abort();
+                utf8_clean(clean, 3 * len + 1, v, len);
+                s = json_string(clean);
+                free(clean);
+        }
+        if (s == NULL || json_object_set_new(o, k, s) != 0)
+                abort(); /* only out of memory is left, and the daemon cannot answer without it */
 }
 
 static void set_time(json_t *o, const char *k, double t)
 {
-        char buf[40];
+        char buf[CLOCK_TEXT_MAX];
         if (t <= 0)
                 return;
-        rfc3339(t, buf, sizeof(buf));
+        clock_format(t, CLOCK_RFC3339, buf, sizeof(buf));
         json_object_set_new(o, k, json_string(buf));
 }
 
@@ -156,8 +163,9 @@ static json_t *measurement(const struct target_view *v, const char *component, e
         set_time(m, "time", v->last_check);
         if (st != ST_PASS) {
                 char out[200];
-                snprintf(out, sizeof(out), "%s %s: %g %s", component != NULL ? component : v->name,
-                         status_name(st), value, unit);
+                utf8_snprintf(out, sizeof(out), "%s %s: %g %s",
+                              component != NULL ? component : v->name, status_name(st), value,
+                              unit);
                 set_str(m, "output", out);
         }
         return m;
@@ -166,7 +174,7 @@ static json_t *measurement(const struct target_view *v, const char *component, e
 static void add_measure(json_t *checks, const char *target, const char *what, json_t *m)
 {
         char key[160];
-        snprintf(key, sizeof(key), "%s:%s", target, what);
+        utf8_snprintf(key, sizeof(key), "%s:%s", target, what);
         json_t *arr = json_object_get(checks, key);
         if (arr == NULL) {
                 arr = json_array();
@@ -337,8 +345,8 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
                                                 (double)r->bypass, "backends", true));
                 for (int k = 0; k < r->npools; k++) {
                         char comp[140];
-                        snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database,
-                                 r->pools[k].user);
+                        utf8_snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database,
+                                      r->pools[k].user);
                         add_measure(checks, t->name, "clientsWaiting",
                                     measurement(t, comp,
                                                 r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,

@@ -3,10 +3,12 @@
  * startup (histograms and counters at zero, unknown gauges NaN). */
 #include "render.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define P "hdms_healthd_"
@@ -16,9 +18,26 @@ static void family(struct strbuf *b, const char *name, const char *type, const c
         strbuf_printf(b, "# HELP " P "%s %s\n# TYPE " P "%s %s\n", name, help, name, type);
 }
 
+/* Text that is not valid UTF-8, cleaned into a new buffer (NULL when it is
+ * valid): the exposition format, like JSON, is UTF-8 only. */
+static char *clean_copy(const char *s)
+{
+        size_t len = strlen(s);
+        if (utf8_valid(s, len))
+                return NULL;
+        char *clean = malloc(3 * len + 1); /* a bad byte becomes U+FFFD, 3 bytes */
+        if (clean == NULL)
+                abort();
+        utf8_clean(clean, 3 * len + 1, s, len);
+        return clean;
+}
+
 /* A label value, escaped as the format requires; plain runs are copied whole. */
 static void label_value(struct strbuf *b, const char *s)
 {
+        char *clean = clean_copy(s);
+        if (clean != NULL)
+                s = clean;
         strbuf_putc(b, '"');
         for (;;) {
                 size_t run = strcspn(s, "\\\"\n");
@@ -30,6 +49,7 @@ static void label_value(struct strbuf *b, const char *s)
                 s++;
         }
         strbuf_putc(b, '"');
+        free(clean);
 }
 
 /* labels: NULL-terminated name/value pairs */
@@ -132,6 +152,38 @@ static void histogram(struct strbuf *b, const char *name, const char *const *kv,
         value(b, h != NULL ? (double)h->count : 0);
 }
 
+/* ---- the families ---- */
+
+/* What a family's callbacks see of one target. */
+struct row {
+        const struct target_view *v;
+        const struct slo_report *r; /* its service levels, reported once per scrape */
+        const struct render_ctx *c;
+};
+
+enum labelset {
+        L_TARGET_KIND, /* target, kind */
+        L_TARGET,      /* target */
+};
+
+/* One metric family: its HELP and TYPE lines, then its samples.  A family is
+ * either global (`global`: one emitter for the whole scrape) or per target,
+ * for every target or those `applies` accepts, in target order, with exactly
+ * one of: `value` (one sample with the family's labels), `hist` (a
+ * histogram with the family's labels and bounds) or `emit` (samples with
+ * labels of their own). */
+struct family {
+        const char *name, *type, *help;
+        enum labelset labels;
+        bool (*applies)(const struct row *x);
+        double (*value)(const struct row *x);
+        const struct hist *(*hist)(const struct row *x);
+        const double *bounds;
+        const int *nbounds;
+        void (*emit)(struct strbuf *b, const struct family *f, const struct row *x);
+        void (*global)(struct strbuf *b, const struct family *f, const struct render_ctx *c);
+};
+
 static const char *const redis_ops_plain[] = {"ping", "set", "get", "del", NULL};
 static const char *const redis_ops_broker[] = {"ping", NULL};
 
@@ -143,14 +195,176 @@ static const struct hist *op_hist(const struct slo_report *r, const char *op)
         return NULL;
 }
 
+static bool is_kind(const struct row *x, const char *kind)
+{
+        return strcmp(x->v->kind, kind) == 0;
+}
+
+static bool is_redis(const struct row *x)
+{
+        return is_kind(x, "redis");
+}
+
+static bool is_broker(const struct row *x)
+{
+        return is_redis(x) && x->v->conf->nqueues > 0;
+}
+
+static bool is_postgres(const struct row *x)
+{
+        return is_kind(x, "postgres");
+}
+
+static bool is_pgbouncer(const struct row *x)
+{
+        return is_kind(x, "pgbouncer");
+}
+
+/* A figure of the last result: the probes leave -1 where they measured
+ * nothing, and no result at all is NaN too. */
+static double figure(const struct probe_result *r, long long n)
+{
+        return r != NULL && n >= 0 ? (double)n : NAN;
+}
+
+static void build_info(struct strbuf *b, const struct family *f, const struct render_ctx *c)
+{
+        sample(b, f->name, (const char *const[]){"version", c->version, NULL}, 1);
+}
+
+static void loop_lag(struct strbuf *b, const struct family *f, const struct render_ctx *c)
+{
+        histogram(b, f->name, NULL, c->loop_lag, slo_lag_bounds, slo_lag_nbounds);
+}
+
+static double target_up(const struct row *x)
+{
+        return x->v->status == ST_PASS || x->v->status == ST_WARN ? 1 : 0;
+}
+
+static void target_status(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        static const enum status all[] = {ST_PASS, ST_WARN, ST_FAIL, ST_UNKNOWN};
+        for (int k = 0; k < 4; k++)
+                sample(b, f->name,
+                       (const char *const[]){"target", x->v->name, "kind", x->v->kind, "status",
+                                             status_name(all[k]), NULL},
+                       x->v->status == all[k] ? 1 : 0);
+}
+
+static double check_success(const struct row *x)
+{
+        return x->v->last != NULL && x->v->last->status != ST_FAIL ? 1 : 0;
+}
+
+static const struct hist *check_duration(const struct row *x)
+{
+        return x->r->latency;
+}
+
+static double checks(const struct row *x)
+{
+        return (double)x->v->checks;
+}
+
+static double failures(const struct row *x)
+{
+        return (double)x->v->failures;
+}
+
+static double transitions(const struct row *x)
+{
+        return (double)x->v->transitions;
+}
+
+static const struct hist *reconnect_duration(const struct row *x)
+{
+        return x->r->reconnect;
+}
+
+static double reconnect_target(const struct row *x)
+{
+        return (double)x->c->reconnect_target_ms / 1000.0;
+}
+
+static double reconnects_missed(const struct row *x)
+{
+        return (double)x->r->reconnects_missed;
+}
+
+static double restarts(const struct row *x)
+{
+        return (double)x->r->restarts;
+}
+
+static double startup_duration(const struct row *x)
+{
+        return x->r->started ? x->r->startup_seconds : NAN;
+}
+
+static double startup_target(const struct row *x)
+{
+        return (double)x->c->startup_target_ms / 1000.0;
+}
+
+static double availability(const struct row *x)
+{
+        return x->r->availability;
+}
+
+static double outages(const struct row *x)
+{
+        return (double)x->r->outages;
+}
+
+static double longest_outage(const struct row *x)
+{
+        return x->r->longest_outage;
+}
+
+static double result_age(const struct row *x)
+{
+        return x->v->result_age >= 0 ? x->v->result_age : NAN;
+}
+
+/* Every op the probe runs, from startup (a broker target only pings). */
+static void redis_ops(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        const char *const *ops = x->v->conf->nqueues > 0 ? redis_ops_broker : redis_ops_plain;
+        for (int k = 0; ops[k] != NULL; k++)
+                histogram(b, f->name,
+                          (const char *const[]){"target", x->v->name, "op", ops[k], NULL},
+                          op_hist(x->r, ops[k]), slo_latency_bounds, slo_latency_nbounds);
+}
+
+/* Every configured queue, NaN until a result measured it. */
+static void redis_queues(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        const struct target_view *v = x->v;
+        for (int q = 0; q < v->conf->nqueues; q++) {
+                double len = NAN;
+                const struct probe_result *r = v->last;
+                for (int k = 0; r != NULL && k < r->nqueues; k++)
+                        if (strcmp(r->queues[k].name, v->conf->queues[q]) == 0)
+                                len = (double)r->queues[k].length;
+                sample(b, f->name,
+                       (const char *const[]){"target", v->name, "queue", v->conf->queues[q], NULL},
+                       len);
+        }
+}
+
+static double consumers(const struct row *x)
+{
+        const struct probe_result *r = x->v->last;
+        return figure(r, r != NULL ? r->consumers : -1);
+}
+
 /* The pools of the last SHOW POOLS, and always the target's own pool (its
  * dbname and user): NaN before the first result, 0 while PgBouncer has not
  * created it yet (pools appear lazily). */
-static void pool_samples(struct strbuf *b, const struct target_view *v, const char *name,
+static void pool_samples(struct strbuf *b, const char *name, const struct target_view *v,
                          bool maxwait)
 {
-        if (strcmp(v->kind, "pgbouncer") != 0)
-                return;
         const struct probe_result *r = v->last;
         bool own = false;
         for (int k = 0; r != NULL && k < r->npools; k++) {
@@ -168,6 +382,103 @@ static void pool_samples(struct strbuf *b, const struct target_view *v, const ch
                        (const char *const[]){"target", v->name, "database", v->conf->dbname, "user",
                                              v->conf->user, NULL},
                        r == NULL || r->status == ST_FAIL ? NAN : 0);
+}
+
+static void pools_waiting(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        pool_samples(b, f->name, x->v, false);
+}
+
+static void pools_maxwait(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        pool_samples(b, f->name, x->v, true);
+}
+
+static double pg_connections(const struct row *x)
+{
+        const struct probe_result *r = x->v->last;
+        return figure(r, r != NULL ? r->connections : -1);
+}
+
+static double pg_max_connections(const struct row *x)
+{
+        const struct probe_result *r = x->v->last;
+        return figure(r, r != NULL ? r->max_connections : -1);
+}
+
+static double pg_bypass(const struct row *x)
+{
+        const struct probe_result *r = x->v->last;
+        return figure(r, r != NULL ? r->bypass : -1);
+}
+
+#define LATENCY_BOUNDS .bounds = slo_latency_bounds, .nbounds = &slo_latency_nbounds
+#define RECONNECT_BOUNDS .bounds = slo_reconnect_bounds, .nbounds = &slo_reconnect_nbounds
+
+/* The exposition, in this order (SPEC 5 names the required ones). */
+static const struct family families[] = {
+    {"build_info", "gauge", "Version of hdms-healthd (always 1).", .global = build_info},
+    {"target_up", "gauge", "1 when the target is up after rise/fall, else 0.", .value = target_up},
+    {"target_status", "gauge", "1 for the target's current status, 0 for the others.",
+     .emit = target_status},
+    {"check_success", "gauge", "1 when the last check passed (pass or warn), else 0.",
+     .value = check_success},
+    {"check_duration_seconds", "histogram", "Duration of each check.", .hist = check_duration,
+     LATENCY_BOUNDS},
+    {"checks_total", "counter", "Checks run.", .value = checks},
+    {"check_failures_total", "counter", "Checks that failed.", .value = failures},
+    {"transitions_total", "counter", "Status changes after rise/fall.", .value = transitions},
+    {"reconnect_duration_seconds", "histogram",
+     "Each outage: loss detected to the first passing check after it.", .hist = reconnect_duration,
+     RECONNECT_BOUNDS},
+    {"reconnect_target_seconds", "gauge", "The reconnection target.", .value = reconnect_target},
+    {"reconnects_over_target_total", "counter",
+     "Outages whose reconnection took longer than the target.", .value = reconnects_missed},
+    {"restarts_total", "counter",
+     "Outages after which the server had restarted (new run_id or start time).", .value = restarts},
+    {"startup_duration_seconds", "gauge",
+     "Daemon start to the target's first passing check (NaN until then).",
+     .value = startup_duration},
+    {"startup_target_seconds", "gauge", "The startup target.", .value = startup_target},
+    {"availability_ratio", "gauge", "Share of the watched time the target was up, rolling 24 h.",
+     .value = availability},
+    {"outages", "gauge", "Outages that started in the rolling 24 h.", .value = outages},
+    {"longest_outage_seconds", "gauge", "Longest outage in the rolling 24 h.",
+     .value = longest_outage},
+    {"result_age_seconds", "gauge", "Age of the target's last result (NaN before one).",
+     .value = result_age},
+    {"redis_op_duration_seconds", "histogram", "Latency of each Redis op.", .applies = is_redis,
+     .emit = redis_ops},
+    {"redis_queue_length", "gauge", "Messages in each broker queue (NaN before a result).",
+     .applies = is_redis, .emit = redis_queues},
+    {"redis_queue_consumers", "gauge", "Clients blocked on the target's db.", L_TARGET,
+     .applies = is_broker, .value = consumers},
+    {"pgbouncer_clients_waiting", "gauge", "Clients waiting in each pool.", .applies = is_pgbouncer,
+     .emit = pools_waiting},
+    {"pgbouncer_maxwait_seconds", "gauge", "Longest wait of a client in each pool.",
+     .applies = is_pgbouncer, .emit = pools_maxwait},
+    {"postgres_connections", "gauge", "Client backends in use.", L_TARGET, .applies = is_postgres,
+     .value = pg_connections},
+    {"postgres_max_connections", "gauge", "The server's max_connections.", L_TARGET,
+     .applies = is_postgres, .value = pg_max_connections},
+    {"postgres_bypass_backends", "gauge", "Backends of the application role that bypass PgBouncer.",
+     L_TARGET, .applies = is_postgres, .value = pg_bypass},
+    {"loop_lag_seconds", "histogram",
+     "Lateness of the event loop's timers: the check schedule's, and one a second.",
+     .global = loop_lag},
+};
+
+static void target_samples(struct strbuf *b, const struct family *f, const struct row *x)
+{
+        const char *const tk[] = {"target", x->v->name, "kind", x->v->kind, NULL};
+        const char *const t1[] = {"target", x->v->name, NULL};
+        const char *const *kv = f->labels == L_TARGET ? t1 : tk;
+        if (f->value != NULL)
+                sample(b, f->name, kv, f->value(x));
+        else if (f->hist != NULL)
+                histogram(b, f->name, kv, f->hist(x), f->bounds, *f->nbounds);
+        else
+                f->emit(b, f, x);
 }
 
 /* The record (SPEC 11): state writes and journal events.  The event types
@@ -209,180 +520,20 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
         for (size_t i = 0; i < n; i++)
                 slo_report(v[i].slo, c->mono, &rep[i]);
 
-        family(&b, "build_info", "gauge", "Version of hdms-healthd (always 1).");
-        sample(&b, "build_info", (const char *const[]){"version", c->version, NULL}, 1);
-
-#define TK(i) (const char *const[]){"target", v[i].name, "kind", v[i].kind, NULL}
-#define T1(i)                                                                                      \
-        (const char *const[])                                                                      \
-        {                                                                                          \
-                "target", v[i].name, NULL                                                          \
-        }
-
-        family(&b, "target_up", "gauge", "1 when the target is up after rise/fall, else 0.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "target_up", TK(i),
-                       v[i].status == ST_PASS || v[i].status == ST_WARN ? 1 : 0);
-
-        family(&b, "target_status", "gauge",
-               "1 for the target's current status, 0 for the others.");
-        static const enum status all[] = {ST_PASS, ST_WARN, ST_FAIL, ST_UNKNOWN};
-        for (size_t i = 0; i < n; i++)
-                for (int k = 0; k < 4; k++)
-                        sample(&b, "target_status",
-                               (const char *const[]){"target", v[i].name, "kind", v[i].kind,
-                                                     "status", status_name(all[k]), NULL},
-                               v[i].status == all[k] ? 1 : 0);
-
-        family(&b, "check_success", "gauge",
-               "1 when the last check passed (pass or warn), else 0.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "check_success", TK(i),
-                       v[i].last != NULL && v[i].last->status != ST_FAIL ? 1 : 0);
-
-        family(&b, "check_duration_seconds", "histogram", "Duration of each check.");
-        for (size_t i = 0; i < n; i++)
-                histogram(&b, "check_duration_seconds", TK(i), rep[i].latency, slo_latency_bounds,
-                          slo_latency_nbounds);
-
-        family(&b, "checks_total", "counter", "Checks run.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "checks_total", TK(i), (double)v[i].checks);
-
-        family(&b, "check_failures_total", "counter", "Checks that failed.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "check_failures_total", TK(i), (double)v[i].failures);
-
-        family(&b, "transitions_total", "counter", "Status changes after rise/fall.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "transitions_total", TK(i), (double)v[i].transitions);
-
-        family(&b, "reconnect_duration_seconds", "histogram",
-               "Each outage: loss detected to the first passing check after it.");
-        for (size_t i = 0; i < n; i++)
-                histogram(&b, "reconnect_duration_seconds", TK(i), rep[i].reconnect,
-                          slo_reconnect_bounds, slo_reconnect_nbounds);
-
-        family(&b, "reconnect_target_seconds", "gauge", "The reconnection target.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "reconnect_target_seconds", TK(i),
-                       (double)c->reconnect_target_ms / 1000.0);
-
-        family(&b, "reconnects_over_target_total", "counter",
-               "Outages whose reconnection took longer than the target.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "reconnects_over_target_total", TK(i), (double)rep[i].reconnects_missed);
-
-        family(&b, "restarts_total", "counter",
-               "Outages after which the server had restarted (new run_id or start time).");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "restarts_total", TK(i), (double)rep[i].restarts);
-
-        family(&b, "startup_duration_seconds", "gauge",
-               "Daemon start to the target's first passing check (NaN until then).");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "startup_duration_seconds", TK(i),
-                       rep[i].started ? rep[i].startup_seconds : NAN);
-
-        family(&b, "startup_target_seconds", "gauge", "The startup target.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "startup_target_seconds", TK(i), (double)c->startup_target_ms / 1000.0);
-
-        family(&b, "availability_ratio", "gauge",
-               "Share of the watched time the target was up, rolling 24 h.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "availability_ratio", TK(i), rep[i].availability);
-
-        family(&b, "outages", "gauge", "Outages that started in the rolling 24 h.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "outages", TK(i), (double)rep[i].outages);
-
-        family(&b, "longest_outage_seconds", "gauge", "Longest outage in the rolling 24 h.");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "longest_outage_seconds", TK(i), rep[i].longest_outage);
-
-        family(&b, "result_age_seconds", "gauge",
-               "Age of the target's last result (NaN before one).");
-        for (size_t i = 0; i < n; i++)
-                sample(&b, "result_age_seconds", TK(i),
-                       v[i].result_age >= 0 ? v[i].result_age : NAN);
-
-        family(&b, "redis_op_duration_seconds", "histogram", "Latency of each Redis op.");
-        for (size_t i = 0; i < n; i++) {
-                if (strcmp(v[i].kind, "redis") != 0)
+        for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
+                const struct family *f = &families[k];
+                family(&b, f->name, f->type, f->help);
+                if (f->global != NULL) {
+                        f->global(&b, f, c);
                         continue;
-                const char *const *ops =
-                    v[i].conf->nqueues > 0 ? redis_ops_broker : redis_ops_plain;
-                for (int k = 0; ops[k] != NULL; k++)
-                        histogram(&b, "redis_op_duration_seconds",
-                                  (const char *const[]){"target", v[i].name, "op", ops[k], NULL},
-                                  op_hist(&rep[i], ops[k]), slo_latency_bounds,
-                                  slo_latency_nbounds);
-        }
-
-        family(&b, "redis_queue_length", "gauge",
-               "Messages in each broker queue (NaN before a result).");
-        for (size_t i = 0; i < n; i++) {
-                if (strcmp(v[i].kind, "redis") != 0)
-                        continue;
-                for (int q = 0; q < v[i].conf->nqueues; q++) {
-                        double len = NAN;
-                        const struct probe_result *r = v[i].last;
-                        for (int k = 0; r != NULL && k < r->nqueues; k++)
-                                if (strcmp(r->queues[k].name, v[i].conf->queues[q]) == 0)
-                                        len = (double)r->queues[k].length;
-                        sample(&b, "redis_queue_length",
-                               (const char *const[]){"target", v[i].name, "queue",
-                                                     v[i].conf->queues[q], NULL},
-                               len);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        const struct row x = {&v[i], &rep[i], c};
+                        if (f->applies == NULL || f->applies(&x))
+                                target_samples(&b, f, &x);
                 }
         }
-
-        family(&b, "redis_queue_consumers", "gauge", "Clients blocked on the target's db.");
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i].kind, "redis") == 0 && v[i].conf->nqueues > 0)
-                        sample(&b, "redis_queue_consumers", T1(i),
-                               v[i].last != NULL && v[i].last->consumers >= 0
-                                   ? (double)v[i].last->consumers
-                                   : NAN);
-
-        family(&b, "pgbouncer_clients_waiting", "gauge", "Clients waiting in each pool.");
-        for (size_t i = 0; i < n; i++)
-                pool_samples(&b, &v[i], "pgbouncer_clients_waiting", false);
-        family(&b, "pgbouncer_maxwait_seconds", "gauge", "Longest wait of a client in each pool.");
-        for (size_t i = 0; i < n; i++)
-                pool_samples(&b, &v[i], "pgbouncer_maxwait_seconds", true);
-
-        family(&b, "postgres_connections", "gauge", "Client backends in use.");
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i].kind, "postgres") == 0)
-                        sample(&b, "postgres_connections", T1(i),
-                               v[i].last != NULL && v[i].last->connections >= 0
-                                   ? (double)v[i].last->connections
-                                   : NAN);
-        family(&b, "postgres_max_connections", "gauge", "The server's max_connections.");
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i].kind, "postgres") == 0)
-                        sample(&b, "postgres_max_connections", T1(i),
-                               v[i].last != NULL && v[i].last->max_connections >= 0
-                                   ? (double)v[i].last->max_connections
-                                   : NAN);
-        family(&b, "postgres_bypass_backends", "gauge",
-               "Backends of the application role that bypass PgBouncer.");
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i].kind, "postgres") == 0)
-                        sample(&b, "postgres_bypass_backends", T1(i),
-                               v[i].last != NULL && v[i].last->bypass >= 0
-                                   ? (double)v[i].last->bypass
-                                   : NAN);
-
-        record_families(&b, c);
-
-        family(&b, "loop_lag_seconds", "histogram",
-               "Lateness of the event loop's timers: the check schedule's, and one a second.");
-        histogram(&b, "loop_lag_seconds", NULL, c->loop_lag, slo_lag_bounds, slo_lag_nbounds);
-#undef TK
-#undef T1
+        record_families(&b, c); /* after the table: only a running daemon has a record */
         free(rep);
         return strbuf_take(&b);
 }

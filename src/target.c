@@ -2,6 +2,7 @@
  * probe_done(), all under one deadline timer; every path ends in finish(),
  * which feeds rise/fall, logs a transition and schedules the next check. */
 #include "target.h"
+#include "clock.h"
 #include "log.h"
 #include "slo.h"
 #include "strbuf.h"
@@ -30,6 +31,7 @@ struct target {
         bool resolving;
         struct resolve_req *dns;
         double started; /* monotonic */
+        double created; /* monotonic: when this target, or its current configuration, began */
         bool once_reported;
 
         bool has_last;
@@ -78,20 +80,6 @@ struct engine {
 /* Targets per phase slot of the schedule grid (see next_slot). */
 #define PHASE_GROUP 32
 
-double mono_now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static struct timeval ms_tv(int64_t ms)
 {
         struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
@@ -114,7 +102,7 @@ void probe_result_init(struct probe_result *r)
 static void vset_output(struct probe_result *r, bool append, const char *fmt, va_list ap)
 {
         char raw[OUTPUT_MAX];
-        vsnprintf(raw, sizeof(raw), fmt, ap);
+        utf8_vsnprintf(raw, sizeof(raw), fmt, ap); /* a cut leaves no half character */
         if (!append || r->output[0] == '\0') {
                 utf8_clean(r->output, sizeof(r->output), raw, strlen(raw));
                 return;
@@ -296,9 +284,11 @@ static void blame_database(struct engine *e, struct probe_result *r)
                 char out[OUTPUT_MAX];
                 snprintf(out, sizeof(out), "%s", r->output);
                 snprintf(r->reason, sizeof(r->reason), "database_down");
-                snprintf(r->output, sizeof(r->output),
-                         "the database behind the pooler is down (target %s: %s); %s",
-                         pg->env.conf->name, pg->last.reason, out);
+                /* The pooler's own message (server text) is cut to fit: at
+                 * a character boundary, or /status would lose it whole. */
+                utf8_snprintf(r->output, sizeof(r->output),
+                              "the database behind the pooler is down (target %s: %s); %s",
+                              pg->env.conf->name, pg->last.reason, out);
                 return;
         }
 }
@@ -476,7 +466,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                                  (long long)c->timeout_ms);
         } else {
                 char phase[200];
-                snprintf(phase, sizeof(phase), "%s", t->ops->phase(t->probe));
+                utf8_snprintf(phase, sizeof(phase), "%s", t->ops->phase(t->probe));
                 const char *reason =
                     t->ops->timeout_reason != NULL ? t->ops->timeout_reason(t->probe) : "timeout";
                 t->ops->abort(t->probe);
@@ -560,6 +550,7 @@ static struct target *target_new(struct engine *e, const struct target_conf *c)
         t->status = ST_UNKNOWN;
         t->startup_seconds = -1;
         t->fresh = true;
+        t->created = mono_now();
         t->timer = evtimer_new(e->base, on_timer, t);
         t->deadline = evtimer_new(e->base, on_deadline, t);
         if (t->timer == NULL || t->deadline == NULL)
@@ -756,7 +747,9 @@ void engine_view(const struct engine *e, size_t i, struct target_view *v)
         v->last_duration = t->last_duration;
         v->last_check = t->has_last ? t->last_check_wall : 0;
         v->last_change = t->last_change_wall;
-        v->result_age = t->has_last ? mono_now() - t->last_check_mono : -1;
+        double now = mono_now();
+        v->result_age = t->has_last ? now - t->last_check_mono : -1;
+        v->existed = now - t->created;
         v->ever_passed = t->ever_passed;
         v->startup_seconds = t->startup_seconds;
         v->last_outage = t->last_outage;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,72 @@ size_t utf8_clean(char *dst, size_t dstsize, const char *src, size_t srclen)
                 o--;
         dst[o] = '\0';
         return o;
+}
+
+bool utf8_valid(const char *s, size_t len)
+{
+        const unsigned char *in = (const unsigned char *)s;
+        size_t i = 0, skip;
+
+        if (s == NULL)
+                return len == 0;
+        while (i < len) {
+                if (in[i] < 0x80) { /* the common case, byte by byte */
+                        i++;
+                        continue;
+                }
+                if (utf8_seq(in + i, len - i, &skip) == 0)
+                        return false;
+                i += skip;
+        }
+        return true;
+}
+
+size_t utf8_cut(const char *s, size_t len)
+{
+        const unsigned char *in = (const unsigned char *)s;
+        size_t back;
+
+        /* A sequence is at most 4 bytes: its lead byte is among the last 4. */
+        for (back = 1; back <= 4 && back <= len; back++) {
+                unsigned char c = in[len - back];
+                size_t need;
+
+                if ((c & 0xc0) == 0x80)
+                        continue; /* a continuation byte: look further back */
+                need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+                return need > back ? len - back : len;
+        }
+        return len; /* only continuation bytes: not a sequence this can mend */
+}
+
+size_t utf8_vsnprintf(char *dst, size_t size, const char *fmt, va_list ap)
+{
+        int n;
+
+        if (dst == NULL || size == 0)
+                return 0;
+        n = vsnprintf(dst, size, fmt, ap);
+        if (n < 0) {
+                dst[0] = '\0';
+                return 0;
+        }
+        if ((size_t)n < size)
+                return (size_t)n;
+        n = (int)utf8_cut(dst, size - 1);
+        dst[n] = '\0';
+        return (size_t)n;
+}
+
+size_t utf8_snprintf(char *dst, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+        size_t n;
+
+        va_start(ap, fmt);
+        n = utf8_vsnprintf(dst, size, fmt, ap);
+        va_end(ap);
+        return n;
 }
 
 /* Accumulate a run of digits into *v, failing if it would exceed limit. */

@@ -22,7 +22,7 @@
  * @D/max (4095 bytes) and @D/big (5000 bytes).
  *
  * The file is written to a private directory made with mkdtemp() under
- * $TMPDIR (scripts/fuzz.sh points that into build/), and config.c's own
+ * $TMPDIR (scripts/fuzz.sh points that into build/), and the config*.c files' own
  * fopen() calls go through fuzz_config_fopen() below (see
  * fuzz_config_sandbox.h): nothing outside that directory is ever written.
  *
@@ -52,7 +52,7 @@ static char conf_path[PATH_MAX + 32];
 static char print_path[PATH_MAX + 32];
 static bool roundtrip = true;
 
-/* ---- the fopen() that config.c sees ---- */
+/* ---- the fopen() that config*.c see ---- */
 
 static bool safe_to_open(const char *path)
 {
@@ -80,7 +80,7 @@ FILE *fuzz_config_fopen(const char *path, const char *mode);
 FILE *fuzz_config_fopen(const char *path, const char *mode)
 {
         FUZZ_CHECK(mode[0] == 'r' && strchr(mode, '+') == NULL,
-                   "config.c opened '%s' with mode '%s': configuration loading must never write",
+                   "config*.c opened '%s' with mode '%s': configuration loading must never write",
                    path, mode);
         if (!safe_to_open(path)) {
                 errno = EACCES;
@@ -304,6 +304,9 @@ static void check_config(const struct config *cfg)
         FUZZ_CHECK(cfg->http_max_connections_per_ip <= cfg->http_max_connections,
                    "per-IP limit %ld above %ld", cfg->http_max_connections_per_ip,
                    cfg->http_max_connections);
+        FUZZ_CHECK(cfg->http_connection_timeout_ms >= 1000, "http_connection_timeout %lld",
+                   (long long)cfg->http_connection_timeout_ms);
+        FUZZ_CHECK(cfg->status_token == NULL || cfg->status_token[0] != '\0', "empty status token");
         FUZZ_CHECK(cfg->ntargets == 0 || cfg->targets != NULL, "targets NULL");
         for (size_t i = 0; i < cfg->ntargets; i++) {
                 const struct target_conf *t = &cfg->targets[i];
@@ -327,8 +330,9 @@ static void check_config(const struct config *cfg)
                 FUZZ_CHECK(t->nqueues >= 0 && t->nqueues <= MAX_QUEUES, "'%s': %d queues", t->name,
                            t->nqueues);
                 for (int q = 0; q < t->nqueues; q++)
-                        FUZZ_CHECK(t->queues[q] != NULL && t->queues[q][0] != '\0',
-                                   "'%s': queue %d empty", t->name, q);
+                        FUZZ_CHECK(t->queues[q] != NULL && t->queues[q][0] != '\0' &&
+                                       strlen(t->queues[q]) < QUEUE_NAME_MAX,
+                                   "'%s': queue %d empty or too long", t->name, q);
                 FUZZ_CHECK(t->db >= 0 && t->db <= 15, "'%s': db %d", t->name, t->db);
                 if (t->kind != KIND_REDIS)
                         FUZZ_CHECK(t->dbname != NULL && t->user != NULL && t->sslmode != NULL,

@@ -1,9 +1,9 @@
 /*
- * fuzz_config_sandbox.h: force-included (-include) into src/config.c when
- * it is compiled for fuzz_config, and nowhere else.
+ * fuzz_config_sandbox.h: force-included (-include) into src/config*.c when
+ * they are compiled for fuzz_config, and nowhere else.
  *
  * A fuzzed config names files (password_file, status_token_file, *_FILE
- * variables) that config.c opens with fopen(). Its fopen() calls are sent to
+ * variables) that config_keys.c and config_ini.c open with fopen(). Their fopen() calls are sent to
  * fuzz_config_fopen() in fuzz_config.c, which aborts on any mode that could
  * write and refuses anything but a regular file or directory outside
  * procfs, sysfs and debugfs, so a fuzzed path can neither change a file nor

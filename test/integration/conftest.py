@@ -129,7 +129,7 @@ def daemon(request, tmp_path, make_stack):
                 d.stop()
             else:
                 d.check_sanitizers()
-        except AssertionError as e:
+        except AssertionError as e:  # lint-tests: ok (collected, and failed below)
             errors.append(str(e))
     if _test_failed(request) or errors:
         _keep_artifacts(request, [(f'daemon{i}-{n}', p) for i, d in enumerate(made)

@@ -81,10 +81,10 @@ KNOWN_BUGS = {
         ' (daemon bug: src/probe_redis.c on_reply()/on_disconnect() report hiredis\'s '
         'REDIS_ERR_PROTOCOL, an answer that is not RESP, as connection_lost)',
     ('postgres', 'garbage', 'server_error'):
-        ' (daemon bug: src/probe_pg.c classify() has no match for libpq\'s protocol '
+        ' (daemon bug: src/pgconn.c pgconn_classify() has no match for libpq\'s protocol '
         'violations such as "received invalid response to SSL negotiation")',
     ('pgbouncer', 'garbage', 'server_error'):
-        ' (daemon bug: src/probe_pg.c classify() has no match for libpq\'s protocol '
+        ' (daemon bug: src/pgconn.c pgconn_classify() has no match for libpq\'s protocol '
         'violations such as "received invalid response to SSL negotiation")',
 }
 # What a failing check of a pgbouncer target says while PostgreSQL is down.

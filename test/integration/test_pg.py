@@ -234,6 +234,13 @@ def test_postgres_down_and_restart(stack, daemon, how):
     assert back and back[-1].get('outage') == 'restart', pg_log
     pgb_down = [e for e in transitions(d, 'pgbouncer') if e['to'] == 'fail']
     assert pgb_down and pgb_down[-1]['reason'] == 'database_down', pgb_down
+    # Every line went through the logger, libpq's notices too (an immediate
+    # shutdown's "WARNING:  terminating connection ..." came out raw).
+    raw = [ln for ln in d.stderr().splitlines() if ln.strip() and not ln.startswith('{')]
+    assert not raw, f'stderr lines that are not JSON: {raw[:3]}'
+    for ln in d.stderr().splitlines():
+        if ln.strip():
+            json.loads(ln)
 
 
 # ----- 3. a hung PostgreSQL (every process stopped)
@@ -461,7 +468,7 @@ def test_connections_exhausted(make_stack, daemon):
     # away (an application may take it) and logs in again at every retry.
     assert logins == 0, \
         (f'the daemon logged in to PostgreSQL {logins} times while connections were '
-         'exhausted (daemon bug: src/probe_pg.c part_done() closes the connection '
+         'exhausted (daemon bug: src/probe_postgres.c fail_on() closes the connection '
          'after any failed check, also one judged from a successful query)')
 
 
@@ -568,6 +575,6 @@ def test_login_refusals_have_specific_reasons(stack, run_healthd):
         if last['reason'] not in reasons:
             wrong.append(f'{name}: {last["reason"]} (expected {"/".join(sorted(reasons))}):'
                          f' {last["output"]}')
-    assert not wrong, ('login refusals misclassified (daemon bug: src/probe_pg.c classify() '
+    assert not wrong, ('login refusals misclassified (daemon bug: src/pgconn.c pgconn_classify() '
                        'has no match for these connect-time messages, and connect errors '
                        'carry no SQLSTATE):\n' + '\n'.join(wrong))

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -23,6 +24,7 @@
 #define A50 A10 A10 A10 A10 A10
 #define A191 A50 A50 A50 A10 A10 A10 A10 "a" /* "host = " + 191 = 198 bytes */
 #define A250 A50 A50 A50 A50 A50
+#define A63 A50 A10 "aaa" /* the longest queue name the probe keeps */
 
 /* Every configuration a test loads is held here until release(); the
  * teardown, which Check also runs after a failed assertion, frees the rest,
@@ -80,6 +82,8 @@ static void make_tmpdir(void)
         PUT("token", "token-file-secret\n");
         PUT("multi", "line1\nline2\n");
         PUT("canary", "CANARY-s3cret-file\n");
+        PUT("empty", "");
+        PUT("newlines", "\n\r\n");
         char big[5000];
         memset(big, 'x', sizeof(big));
         put_file("big", big, sizeof(big));
@@ -384,7 +388,6 @@ static const char *target_field(const struct target_conf *t, enum fld f, char *b
 
 static const char *daemon_field(const struct config *c, enum fld f, char *b, size_t n)
 {
-        static const char *const levels[] = {"debug", "info", "warn", "error"};
         switch (f) {
         case D_FILE:
                 return str_or_null(c->file);
@@ -397,7 +400,7 @@ static const char *daemon_field(const struct config *c, enum fld f, char *b, siz
         case D_LOGFMT:
                 return c->log_format == LOG_JSON ? "json" : "text";
         case D_LOGLEVEL:
-                return levels[c->log_level];
+                return log_level_name(c->log_level);
         case D_INTERVAL:
                 snprintf(b, n, "%lld", (long long)c->interval_ms);
                 return b;
@@ -743,6 +746,27 @@ static const struct load_case {
      {0},
      DEFAULT_NAMES,
      {{"redis-celery", F_QUEUES, "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p"}}},
+    {"CELERY_QUEUES, a 63-byte name",
+     false,
+     NULL,
+     {"CELERY_QUEUES=celery," A63},
+     {0},
+     DEFAULT_NAMES,
+     {{"redis-celery", F_QUEUES, "celery," A63}}},
+    {"http_connection_timeout, the minimum",
+     false,
+     "[daemon]\nhttp_connection_timeout = 1s\n",
+     {NULL},
+     {0},
+     NULL,
+     {{NULL, D_HTTP_TIMEOUT, "1000"}}},
+    {"an empty HEALTHD_STATUS_TOKEN is no token (Compose passes unset variables so)",
+     false,
+     NULL,
+     {"HEALTHD_STATUS_TOKEN="},
+     {0},
+     DEFAULT_NAMES,
+     {{NULL, D_TOKEN, "(null)"}}},
     {"X_FILE secrets, trailing newlines cut",
      false,
      NULL,
@@ -1339,6 +1363,9 @@ static const struct {
     {"[target a]\nkind = redis\nlatency_target = fast\n", {3}, {"latency_target"}},
     {"[target a]\nkind = pgbouncer\nmaxwait_warn = 1x\n", {3}, {"maxwait_warn"}},
     {"[daemon]\nhttp_connection_timeout = 10\n", {2}, {"http_connection_timeout"}},
+    /* 0 would turn libmicrohttpd's idle timeout off; it counts whole seconds */
+    {"[daemon]\nhttp_connection_timeout = 0\n", {2}, {"http_connection_timeout", "1s"}},
+    {"[daemon]\nhttp_connection_timeout = 999ms\n", {2}, {"http_connection_timeout", "1s"}},
     /* bad booleans */
     {"[target a]\nkind = redis\ncritical = maybe\n", {3}, {"critical"}},
     {"[daemon]\ndefault_targets = sure\n", {2}, {"default_targets"}},
@@ -1369,6 +1396,9 @@ static const struct {
     {"[target a]\nkind = redis\nhost =\n", {3}, {"host"}},
     {"[target a]\nkind = redis\nqueues = a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q\n", {3}, {"queues"}},
     {"[target a]\nkind = redis\nqueues = , ,\n", {3}, {"queues"}},
+    /* a queue name the probe would cut, so its metric would stay NaN */
+    {"[target a]\nkind = redis\nqueues = celery," A63 "b\n", {3}, {"queues", "63 bytes"}},
+    {"[target a]\nkind = redis\nqueues = " A63 "b,celery\n", {3}, {"queues", "63 bytes"}},
     /* timeout >= interval: the line of the key, else of the section */
     {"[target a]\nkind = redis\ninterval = 1s\ntimeout = 1s\n", {4, 1}, {"timeout"}},
     {"[daemon]\ntimeout = 1500ms\n[target a]\nkind = redis\ninterval = 1s\n",
@@ -1394,6 +1424,10 @@ static const struct {
     {"[target a]\nkind = redis\npassword_file = @D/nope\n", {3}, {"password_file", "nope"}},
     {"[target a]\nkind = pgbouncer\nadmin_password_file = @D/nope\n", {3}, {"admin_password_file"}},
     {"[daemon]\nstatus_token_file = @D/nope\n", {2}, {"status_token_file"}},
+    /* an empty token would let an empty Bearer token or Basic password in */
+    {"[daemon]\nstatus_token =\n", {2}, {"status_token", "empty"}},
+    {"[daemon]\nstatus_token_file = @D/empty\n", {2}, {"status_token_file", "empty"}},
+    {"[daemon]\nstatus_token_file = @D/newlines\n", {2}, {"status_token_file", "empty"}},
     {"[target a]\nkind = redis\npassword_file = @D/big\n", {3}, {"password_file"}},
 };
 
@@ -1459,14 +1493,17 @@ static const struct {
     {{"HEALTHD_PG_PASSWORD_FILE=@D/missing"}, {0}, "HEALTHD_PG_PASSWORD_FILE"},
     {{"PGBOUNCER_ADMIN_PASSWORD_FILE=@D/missing"}, {0}, "PGBOUNCER_ADMIN_PASSWORD_FILE"},
     {{"HEALTHD_STATUS_TOKEN_FILE=@D/missing"}, {0}, "HEALTHD_STATUS_TOKEN_FILE"},
+    {{"HEALTHD_STATUS_TOKEN_FILE=@D/empty"}, {0}, "HEALTHD_STATUS_TOKEN_FILE: '"},
+    {{"HEALTHD_STATUS_TOKEN_FILE=@D/newlines"}, {0}, "HEALTHD_STATUS_TOKEN_FILE: '"},
+    {{"HEALTHD_HTTP_CONNECTION_TIMEOUT=0"}, {0}, "HEALTHD_HTTP_CONNECTION_TIMEOUT: '0'"},
     {{"REDIS_PASSWORD_FILE=@D/big"}, {0}, "REDIS_PASSWORD_FILE"},
     {{"REDIS_PASSWORD=ok", "REDIS_PASSWORD_FILE=@D/missing"}, {0}, "REDIS_PASSWORD_FILE"},
     {{"POSTGRES_PORT=abc"}, {0}, "POSTGRES_PORT"},
     {{"PGBOUNCER_PORT=0"}, {0}, "PGBOUNCER_PORT"},
     {{"REDIS_PORT=70000"}, {0}, "REDIS_PORT"},
     {{"HEALTHD_INTERVAL=fast"}, {0}, "HEALTHD_INTERVAL"},
-    {{"HEALTHD_INTERVAL=5ms"}, {0}, "interval"},
-    {{"HEALTHD_TIMEOUT=3s"}, {0}, "timeout"},
+    {{"HEALTHD_INTERVAL=5ms"}, {0}, "environment: HEALTHD_INTERVAL (interval): must be at"},
+    {{"HEALTHD_TIMEOUT=3s"}, {0}, "environment: HEALTHD_TIMEOUT (timeout): must be shorter"},
     {{"HEALTHD_INTERVAL=1s", "HEALTHD_TIMEOUT=1s"}, {0}, "timeout"},
     {{"HEALTHD_LISTEN=nocolon"}, {0}, "HEALTHD_LISTEN"},
     {{"HEALTHD_LOG_LEVEL=loud"}, {0}, "HEALTHD_LOG_LEVEL"},
@@ -1474,7 +1511,8 @@ static const struct {
     {{"HEALTHD_RISE=0"}, {0}, "HEALTHD_RISE"},
     {{"CELERY_QUEUES=,,,"}, {0}, "CELERY_QUEUES"},
     {{"CELERY_QUEUES=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"}, {0}, "CELERY_QUEUES"},
-    {{"HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP=300"}, {0}, "http_max_connections_per_ip"},
+    {{"CELERY_QUEUES=celery," A63 "b"}, {0}, "CELERY_QUEUES: queue name"},
+    {{"HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP=300"}, {0}, "HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP"},
     {{NULL}, {"nocolon", NULL, NULL}, "--listen"},
     {{NULL}, {"127.0.0.1:0", NULL, NULL}, "--listen"},
     {{NULL}, {NULL, "xml", NULL}, "--log-format"},
@@ -1862,6 +1900,27 @@ START_TEST(test_kind_names)
         ck_assert_str_eq(target_kind_name(KIND_REDIS), "redis");
         ck_assert_str_eq(target_kind_name(KIND_POSTGRES), "postgres");
         ck_assert_str_eq(target_kind_name(KIND_PGBOUNCER), "pgbouncer");
+        ck_assert_str_eq(target_kind_name((enum target_kind)7), "unknown");
+}
+END_TEST
+
+/* The one level list: every name parses back to its level, and the
+ * configuration accepts exactly these names. */
+START_TEST(test_level_names)
+{
+        static const char *const want[] = {"debug", "info", "warn", "error"};
+        ck_assert_int_eq(LOG_NLEVELS, N(want));
+        for (int i = 0; i < N(want); i++) {
+                enum log_level l = LOG_ERROR;
+                ck_assert_str_eq(log_level_name((enum log_level)i), want[i]);
+                ck_assert_int_eq(log_level_parse(want[i], &l), 0);
+                ck_assert_int_eq((int)l, i);
+        }
+        enum log_level l = LOG_INFO;
+        ck_assert_int_eq(log_level_parse("warning", &l), -1);
+        ck_assert_int_eq(log_level_parse("", &l), -1);
+        ck_assert_int_eq(log_level_parse("DEBUG", &l), -1);
+        ck_assert_int_eq((int)l, LOG_INFO);
 }
 END_TEST
 
@@ -1904,6 +1963,7 @@ static Suite *config_suite(void)
         tc = tcase_create("listen");
         tcase_add_loop_test(tc, test_parse_listen, 0, N(listen_cases));
         tcase_add_test(tc, test_kind_names);
+        tcase_add_test(tc, test_level_names);
         suite_add_tcase(s, tc);
         return s;
 }

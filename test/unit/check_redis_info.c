@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,50 +274,127 @@ START_TEST(t_info_null)
 END_TEST
 
 /*
- * Mutated fixtures and random bytes: no crash or over-read, and whatever
- * comes out keeps the struct's invariants.
+ * The fields the mutation test watches, and the lines it never touches:
+ * every line that starts with one of these names (used_memory_rss and the
+ * like too), and the line end before it.
+ */
+static const char *const watched[] = {"redis_version", "run_id",      "connected_clients",
+                                      "maxclients",    "used_memory", "role",
+                                      "db0",           "db1",         "db2"};
+
+static void protect_watched(const char *buf, size_t len, char *prot)
+{
+        size_t start = 0, i, k;
+
+        memset(prot, 0, len);
+        while (start < len) {
+                const char *nl = memchr(buf + start, '\n', len - start);
+                size_t end = nl != NULL ? (size_t)(nl - buf) : len - 1;
+
+                for (k = 0; k < sizeof(watched) / sizeof(watched[0]); k++) {
+                        size_t n = strlen(watched[k]);
+
+                        if (len - start >= n && memcmp(buf + start, watched[k], n) == 0) {
+                                for (i = start > 0 ? start - 1 : 0; i <= end; i++)
+                                        prot[i] = 1;
+                        }
+                }
+                start = end + 1;
+        }
+}
+
+/*
+ * Mutated fixtures and random bytes: no crash or over-read, and exact
+ * results. A fixture mutated outside the watched lines still gives every
+ * watched value exactly (a parser that lets a broken line spill into the
+ * next one, or that stops at the first odd byte, fails here). Random bytes
+ * over an alphabet that cannot spell any known field name give no field at
+ * all: only "dbN:" lines can form, and those without a keys= value.
  */
 START_TEST(t_info_random)
 {
         static const char alphabet[] = "\r\n:#=,-0123456789abdeky \x00\xff";
         uint32_t x = 88172645u;
-        size_t flen;
+        size_t flen, k;
         char *fix = load_fixture("redis7_info.txt", &flen);
+        char *prot = malloc(flen);
         int iter;
 
+        ck_assert_ptr_nonnull(prot);
+        protect_watched(fix, flen, prot);
+        /* Each watched "name:" occurs once, at its own line's start: no other
+         * line can turn into it by a mutation that leaves that line alone. */
+        for (k = 0; k < sizeof(watched) / sizeof(watched[0]); k++) {
+                char key[32];
+                size_t n = (size_t)snprintf(key, sizeof(key), "%s:", watched[k]);
+                const char *hit = memmem(fix, flen, key, n);
+
+                ck_assert_ptr_nonnull(hit);
+                ck_assert(hit == fix || hit[-1] == '\n');
+                ck_assert_ptr_null(memmem(hit + 1, flen - (size_t)(hit + 1 - fix), key, n));
+        }
         for (iter = 0; iter < 3000; iter++) {
                 struct redis_info ri;
-                size_t len, k, nmut;
+                size_t len, nmut, pos;
                 char *buf;
+                int rc;
+                bool mutated = iter & 1;
 
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                len = (iter & 1) ? flen : x % 256;
+                len = mutated ? flen : x % 256;
                 buf = malloc(len ? len : 1);
                 ck_assert_ptr_nonnull(buf);
-                if (iter & 1)
+                if (mutated)
                         memcpy(buf, fix, len);
-                nmut = (iter & 1) ? 1 + x % 16 : len;
+                nmut = mutated ? 1 + x % 16 : len;
                 for (k = 0; k < nmut && len > 0; k++) {
                         x ^= x << 13;
                         x ^= x >> 17;
                         x ^= x << 5;
-                        buf[(iter & 1) ? (x >> 4) % len : k] =
-                            alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
+                        pos = mutated ? (x >> 4) % len : k;
+                        if (mutated && prot[pos])
+                                continue;
+                        buf[pos] = alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
                 }
-                (void)!redis_info_parse(buf, len, &ri);
-                ck_assert_uint_lt(strlen(ri.role), sizeof(ri.role));
-                ck_assert_uint_lt(strlen(ri.run_id), sizeof(ri.run_id));
-                ck_assert_uint_lt(strlen(ri.redis_version), sizeof(ri.redis_version));
-                ck_assert_uint_lt(strlen(ri.maxmemory_policy), sizeof(ri.maxmemory_policy));
-                ck_assert_int_ge(ri.used_memory, -1);
-                ck_assert(ri.loading >= -1 && ri.loading <= 1);
-                for (k = 0; k < REDIS_INFO_MAX_DB; k++)
-                        ck_assert_int_ge(ri.db_keys[k], -1);
+                rc = redis_info_parse(buf, len, &ri);
+                if (mutated) {
+                        ck_assert_int_eq(rc, 0);
+                        ck_assert_str_eq(ri.redis_version, "7.0.15");
+                        ck_assert_str_eq(ri.run_id, "975ae57b52bb5ce971e348de6e193adb998fa114");
+                        ck_assert_str_eq(ri.role, "master");
+                        ck_assert_int_eq(ri.connected_clients, 4);
+                        ck_assert_int_eq(ri.maxclients, 10000);
+                        ck_assert_int_eq(ri.used_memory, 1094280);
+                        ck_assert_int_eq(ri.db_keys[0], 2);
+                        ck_assert_int_eq(ri.db_keys[1], 1);
+                        ck_assert_int_eq(ri.db_keys[2], 1);
+                        ck_assert_int_eq(ri.keyspace_seen, 1);
+                } else {
+                        bool bad_db = false;
+
+                        ck_assert_int_eq(rc, ri.keyspace_seen ? 0 : -1);
+                        ck_assert_str_eq(ri.role, "");
+                        ck_assert_str_eq(ri.run_id, "");
+                        ck_assert_str_eq(ri.redis_version, "");
+                        ck_assert_str_eq(ri.maxmemory_policy, "");
+                        ck_assert_int_eq(ri.used_memory, -1);
+                        ck_assert_int_eq(ri.maxclients, -1);
+                        ck_assert_int_eq(ri.connected_clients, -1);
+                        ck_assert_int_eq(ri.evicted_keys, -1);
+                        ck_assert_int_eq(ri.loading, -1);
+                        for (k = 0; k < REDIS_INFO_MAX_DB; k++) {
+                                ck_assert(ri.db_keys[k] == 0 || ri.db_keys[k] == -1);
+                                bad_db |= ri.db_keys[k] == -1;
+                        }
+                        if (bad_db)
+                                ck_assert_int_eq(ri.keyspace_seen, 1);
+                }
                 (void)!redis_blocked_on_db(buf, len, 2);
                 free(buf);
         }
+        free(prot);
         free(fix);
 }
 END_TEST
@@ -340,17 +418,45 @@ START_TEST(t_clients_fixture)
 }
 END_TEST
 
-/* Every prefix of the real reply: never an over-read, never more than the whole. */
+/*
+ * Every prefix of the real reply, never an over-read: cut at a line end, the
+ * count is exactly that of the whole lines (the fixture's lines are blocked
+ * on db 2, blocked on db 2, blocked on db 0, and the capturing CLIENT LIST
+ * on db 2); cut inside a line, that line is either refused (-1) or counted
+ * as far as it goes, so the count grows by one only when the part before
+ * the cut already holds "flags=b" and a whole "db=2".
+ */
 START_TEST(t_clients_fixture_prefixes)
 {
-        size_t len, cut;
+        static const int blocked_on_2[] = {1, 1, 0, 0};
+        size_t len, cut, line_start = 0;
         char *buf = load_fixture("redis7_client_list.txt", &len);
+        int whole = 0; /* blocked on db 2 among the whole lines so far */
+        int line = 0;
 
         for (cut = 0; cut <= len; cut++) {
                 int rc = blocked_exact(buf, cut, 2);
+                const char *part = buf + line_start;
+                size_t plen = cut - line_start;
 
-                ck_assert(rc >= -1 && rc <= 2);
+                if (plen == 0) {
+                        ck_assert_msg(rc == whole, "cut %zu: %d, want %d", cut, rc, whole);
+                } else {
+                        const char *db = memmem(part, plen, " db=2", 5);
+                        bool counts = memmem(part, plen, "flags=b", 7) != NULL && db != NULL &&
+                                      (db + 5 == part + plen || db[5] == ' ');
+
+                        ck_assert_msg(rc == -1 || rc == whole || (counts && rc == whole + 1),
+                                      "cut %zu: %d with %d whole", cut, rc, whole);
+                }
+                if (cut < len && buf[cut] == '\n') {
+                        ck_assert_int_lt(line, N(blocked_on_2));
+                        whole += blocked_on_2[line++];
+                        line_start = cut + 1;
+                }
         }
+        ck_assert_int_eq(line, N(blocked_on_2));
+        ck_assert_int_eq(whole, 2);
         free(buf);
 }
 END_TEST

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "probe.h"
 #include "render.h"
 #include "target.h"
@@ -670,41 +671,107 @@ START_TEST(test_status_json_unknown_target)
 }
 END_TEST
 
-/* Invalid UTF-8 from a server is cleaned by probe_result_set; text that
- * reaches the renderer some other way must not break the document. */
-START_TEST(test_status_json_invalid_utf8)
+/* Raw bytes straight into the results, as a probe or the engine could leave
+ * them (a message cut inside a character, a server's name that was never
+ * cleaned): every renderer still answers valid UTF-8, and the output is
+ * there, cleaned, on /status, /readyz, /health/{target}, the dashboard and
+ * /metrics.  jansson refuses invalid strings, and a refused one used to
+ * vanish from the body without a word. */
+#define RAW_OUT                                                                                    \
+        "the database is down; "                                                                   \
+        "\xc3\xa9t\xc3\xa9 \xff and \xc3\x28 end \xe2\x82"
+#define CLEAN_OUT                                                                                  \
+        "the database is down; "                                                                   \
+        "\xc3\xa9t\xc3\xa9 " FFFD " and " FFFD "( end " FFFD
+
+static void raw_output(struct probe_result *r, const char *text)
+{
+        ck_assert_uint_lt(strlen(text), sizeof(r->output));
+        memcpy(r->output, text, strlen(text) + 1);
+}
+
+static bool valid_utf8(const char *s)
+{
+        json_t *j = json_string(s); /* jansson's own check */
+        json_decref(j);
+        return j != NULL;
+}
+
+START_TEST(test_renderers_raw_invalid_utf8)
 {
         struct fake f[3];
         fake_init(&f[0], "postgres", KIND_POSTGRES, true, ST_FAIL);
-        fake_result(&f[0], ST_FAIL, "server_error", "bad \xff and \xc3\x28 end");
-        ck_assert_str_eq(f[0].shown.output, "bad " FFFD " and " FFFD "( end");
+        fake_result(&f[0], ST_FAIL, "server_error", "x");
+        raw_output(&f[0].shown, RAW_OUT);
+        raw_output(&f[0].last, RAW_OUT);
         fake_init(&f[1], "pgbouncer", KIND_PGBOUNCER, true, ST_PASS);
+        static char hdms[] = "hdms";
+        f[1].conf.dbname = hdms;
+        f[1].conf.user = hdms;
         f[1].last.npools = 1;
         snprintf(f[1].last.pools[0].database, sizeof(f[1].last.pools[0].database), "db\xff\xfe");
         snprintf(f[1].last.pools[0].user, sizeof(f[1].last.pools[0].user), "u\xc3\x28");
         f[1].last.pools[0].waiting = 3;
-        fake_init(&f[2], "redis-celery", KIND_REDIS, true, ST_PASS);
+        fake_init(&f[2], "redis-celery", KIND_REDIS, true, ST_WARN);
+        fake_result(&f[2], ST_WARN, "queue_depth", "x");
+        raw_output(&f[2].shown, "queue \xe2\x82");
+        f[2].last = f[2].shown;
         f[2].last.nqueues = 1;
         snprintf(f[2].last.queues[0].name, sizeof(f[2].last.queues[0].name), "q\xe2\x82");
-        f[2].last.queues[0].length = 1;
-        snprintf(f[2].last.server_version, sizeof(f[2].last.server_version), "\xff");
+        f[2].last.queues[0].length = 5000;
         struct target_view v[3];
         views_of(f, 3, v);
-
         enum status st;
+
+        /* /status: the target map, its raw last result and the check object */
         char *body = own(render_status_json(v, 3, &ctx_detail, &st));
-        ck_assert_msg(body != NULL, "render_status_json returned NULL");
         json_t *j = parse(body);
         json_t *t = json_object_get(json_object_get(j, "targets"), "postgres");
-        ck_assert_str_eq(jstr(t, "output"), "bad " FFFD " and " FFFD "( end");
-        json_t *m = measure(json_object_get(j, "checks"), "postgres:responseTime", 0);
-        ck_assert_str_eq(jstr(m, "output"), "bad " FFFD " and " FFFD "( end");
+        ck_assert_str_eq(jstr(t, "output"), CLEAN_OUT);
+        ck_assert_str_eq(jstr(json_object_get(t, "lastResult"), "output"), CLEAN_OUT);
+        json_t *checks = json_object_get(j, "checks");
+        ck_assert_str_eq(jstr(measure(checks, "postgres:responseTime", 0), "output"), CLEAN_OUT);
+        ck_assert_str_eq(jstr(measure(checks, "redis-celery:responseTime", 0), "output"),
+                         "queue " FFFD);
+        json_t *q = measure(checks, "redis-celery:queueLength", 0);
+        ck_assert_str_eq(jstr(q, "componentId"), "q" FFFD);
+        ck_assert_str_eq(jstr(q, "output"), "q" FFFD " warn: 5000 messages");
+        json_t *pool = measure(checks, "pgbouncer:clientsWaiting", 0);
+        ck_assert_str_eq(jstr(pool, "componentId"), "db" FFFD FFFD "/u" FFFD "(");
 
+        /* /readyz */
         body = own(render_ready_json(v, 3, &ctx_detail, false, &st));
         j = parse(body);
+        json_t *c = json_object_get(json_object_get(j, "checks"), "postgres");
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(jstr(c, "reason"), "server_error");
+        ck_assert_str_eq(jstr(c, "output"), CLEAN_OUT);
+        c = json_object_get(json_object_get(j, "checks"), "redis-celery");
+        ck_assert_str_eq(jstr(c, "output"), "queue " FFFD);
+
+        /* /health/{target} */
         body = own(render_target_json(&v[0], &ctx_detail));
         j = parse(body);
-        ck_assert_str_eq(jstr(j, "output"), "bad " FFFD " and " FFFD "( end");
+        ck_assert_str_eq(jstr(j, "output"), CLEAN_OUT);
+
+        /* the dashboard: valid UTF-8 with the cleaned text */
+        struct render_ctx hc = ctx_detail;
+        struct slo_targets sl = {10, 5, 0.05};
+        struct slo *slo[3];
+        for (int i = 0; i < 3; i++)
+                v[i].slo = slo[i] = slo_new(0, &sl);
+        body = own(render_html(v, 3, &hc));
+        ck_assert_msg(valid_utf8(body), "the dashboard is not valid UTF-8");
+        ck_assert_ptr_nonnull(strstr(body, "the database is down; \xc3\xa9t\xc3\xa9 " FFFD " and"));
+
+        /* /metrics: label values are UTF-8 too */
+        body = own(render_metrics(v, 3, &hc));
+        for (int i = 0; i < 3; i++)
+                slo_free(slo[i]);
+        ck_assert_msg(valid_utf8(body), "the exposition is not valid UTF-8");
+        ck_assert_ptr_nonnull(strstr(body, "hdms_healthd_pgbouncer_clients_waiting{target="
+                                           "\"pgbouncer\",database=\"db" FFFD FFFD
+                                           "\",user=\"u" FFFD "(\"} 3\n"));
 }
 END_TEST
 
@@ -875,6 +942,175 @@ START_TEST(test_worsen_cut_keeps_utf8)
 }
 END_TEST
 
+/* ---- clock_format ------------------------------------------------------- */
+
+/* The one timestamp format of logs, JSON and the dashboard. */
+START_TEST(test_clock_format)
+{
+        char buf[CLOCK_TEXT_MAX];
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.000Z");
+        ck_assert_str_eq(clock_format(T0 + 0.25, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.250Z");
+        /* truncated, never rounded into the next second */
+        ck_assert_str_eq(clock_format(T0 + 0.9999, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "2023-11-14T22:13:20.999Z");
+        ck_assert_str_eq(clock_format(0, CLOCK_RFC3339, buf, sizeof(buf)),
+                         "1970-01-01T00:00:00.000Z");
+        ck_assert_str_eq(clock_format(T0 + 0.5, CLOCK_HUMAN, buf, sizeof(buf)),
+                         "2023-11-14 22:13:20 UTC");
+        /* too small a buffer or no time at all: empty, never a cut timestamp */
+        char small[20];
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, small, sizeof(small)), "");
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, 24), "");
+        ck_assert_str_eq(clock_format(T0, CLOCK_RFC3339, buf, 25), "2023-11-14T22:13:20.000Z");
+        ck_assert_str_eq(clock_format(NAN, CLOCK_RFC3339, buf, sizeof(buf)), "");
+        /* the clocks move forward */
+        double m = mono_now(), w = wall_now();
+        ck_assert(m > 0 && w > T0);
+        ck_assert(mono_now() >= m);
+}
+END_TEST
+
+/* ---- /metrics snapshot ---------------------------------------------------- */
+
+/* Every kind with figures, label values that need escaping, a target with no
+ * result yet, service levels with an outage and a loop-lag histogram.  The
+ * exposition is compared byte for byte with data/render_metrics.txt: the
+ * families are a table now, and a reordered family, a changed HELP text or
+ * a lost series shows here first.  HEALTHD_UPDATE_GOLDEN=1 rewrites the
+ * file after an intended change (review the diff). */
+struct snap {
+        struct fake f[5];
+        struct slo *slo[5];
+        struct target_view v[5];
+        struct hist lag;
+};
+
+static void snap_slo(struct snap *s, size_t i, bool ok)
+{
+        static const struct slo_targets st = {10, 5, 0.05};
+        s->slo[i] = slo_new(100.0, &st);
+        s->f[i].v.slo = s->slo[i];
+        if (s->f[i].v.status == ST_UNKNOWN)
+                return;
+        s->f[i].v.failures = 2;
+        s->f[i].v.transitions = 3;
+        slo_check(s->slo[i], 101, true, 0.004);
+        slo_check(s->slo[i], 103, ok, 0.2);
+        slo_op(s->slo[i], "ping", 0.001);
+        slo_op(s->slo[i], "get", 0.06);
+        slo_down(s->slo[i], 104);
+        slo_up(s->slo[i], 110, 109, true);
+        slo_check(s->slo[i], 111, true, 0.03);
+}
+
+static void snap_init(struct snap *s)
+{
+        static char celery[] = "celery", reports[] = "re\"p\\orts";
+        static char host[] = "127.0.0.1", hdms[] = "hdms";
+        memset(s, 0, sizeof(*s));
+        struct fake *f = s->f;
+        fake_init(&f[0], "redis-cache", KIND_REDIS, true, ST_PASS);
+        struct probe_result *r = &f[0].last;
+        r->nops = 2;
+        snprintf(r->ops[0].op, sizeof(r->ops[0].op), "set");
+        r->ops[0].seconds = 0.002;
+        snprintf(r->ops[1].op, sizeof(r->ops[1].op), "get");
+        r->ops[1].seconds = 0.08;
+        r->used_memory = 1048576;
+        r->connected_clients = 12;
+        f[0].shown = *r;
+
+        fake_init(&f[1], "redis-celery", KIND_REDIS, true, ST_WARN);
+        f[1].conf.nqueues = 2;
+        f[1].conf.queues[0] = celery;
+        f[1].conf.queues[1] = reports;
+        fake_result(&f[1], ST_WARN, "queue_depth", "queue re\"p\\orts holds 5000 <b>");
+        f[1].last.nqueues = 1;
+        snprintf(f[1].last.queues[0].name, sizeof(f[1].last.queues[0].name), "celery");
+        f[1].last.queues[0].length = 5;
+        f[1].last.consumers = 0;
+
+        fake_init(&f[2], "postgres", KIND_POSTGRES, true, ST_FAIL);
+        fake_result(&f[2], ST_FAIL, "connect_refused", "could not connect: refused\nline 2");
+        f[2].last.connections = 40;
+        f[2].last.max_connections = 100;
+        f[2].last.bypass = 2;
+
+        fake_init(&f[3], "pgbouncer", KIND_PGBOUNCER, true, ST_PASS);
+        r = &f[3].last;
+        r->npools = 2;
+        snprintf(r->pools[0].database, sizeof(r->pools[0].database), "other");
+        snprintf(r->pools[0].user, sizeof(r->pools[0].user), "app\"x");
+        r->pools[0].waiting = 3;
+        r->pools[0].maxwait_s = 1.5;
+        snprintf(r->pools[1].database, sizeof(r->pools[1].database), "pgbouncer");
+        snprintf(r->pools[1].user, sizeof(r->pools[1].user), "pgbouncer");
+        f[3].shown = *r;
+
+        fake_init(&f[4], "pgb2", KIND_PGBOUNCER, false, ST_UNKNOWN);
+        for (size_t i = 0; i < 5; i++) {
+                f[i].conf.host = host;
+                f[i].conf.dbname = hdms;
+                f[i].conf.user = hdms;
+                f[i].v.last_check = T0 + 0.125;
+                snap_slo(s, i, f[i].v.status != ST_FAIL);
+        }
+        views_of(f, 5, s->v);
+        hist_init(&s->lag, slo_lag_bounds, slo_lag_nbounds);
+        hist_observe(&s->lag, 0.0001);
+        hist_observe(&s->lag, 0.003);
+        hist_observe(&s->lag, 2);
+}
+
+static void snap_free(struct snap *s)
+{
+        for (size_t i = 0; i < 5; i++)
+                slo_free(s->slo[i]);
+}
+
+static char *read_data(const char *name)
+{
+        const char *dir = getenv("HEALTHD_TEST_DATA");
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : "test/unit/data", name);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "cannot open %s (run from the repo root)", path);
+        ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+        long size = ftell(f);
+        ck_assert_int_gt(size, 0);
+        rewind(f);
+        char *buf = own(malloc((size_t)size + 1));
+        ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+        buf[size] = '\0';
+        fclose(f);
+        return buf;
+}
+
+START_TEST(test_metrics_snapshot)
+{
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        char *got = own(render_metrics(s.v, 5, &c));
+        snap_free(&s);
+        if (getenv("HEALTHD_UPDATE_GOLDEN") != NULL) {
+                FILE *f = fopen("test/unit/data/render_metrics.txt", "wb");
+                ck_assert_ptr_nonnull(f);
+                fputs(got, f);
+                fclose(f);
+        }
+        const char *want = read_data("render_metrics.txt");
+        size_t line = 1, i = 0;
+        for (; got[i] != '\0' && got[i] == want[i]; i++)
+                if (got[i] == '\n')
+                        line++;
+        ck_assert_msg(got[i] == want[i], "differs at line %zu: got '%.80s' want '%.80s'", line,
+                      got + i, want + i);
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
         Suite *s = suite_create("render");
@@ -899,7 +1135,7 @@ static Suite *render_suite(void)
         tcase_add_test(tc, test_status_json_structure);
         tcase_add_test(tc, test_status_json_output_on_warn);
         tcase_add_test(tc, test_status_json_unknown_target);
-        tcase_add_test(tc, test_status_json_invalid_utf8);
+        tcase_add_test(tc, test_renderers_raw_invalid_utf8);
         tcase_add_test(tc, test_status_json_script_unchanged);
         tcase_add_test(tc, test_status_json_empty);
         suite_add_tcase(s, tc);
@@ -908,6 +1144,15 @@ static Suite *render_suite(void)
         tcase_add_checked_fixture(tc, NULL, release_all);
         tcase_add_loop_test(tc, test_worsen, 0, N(worsen_cases));
         tcase_add_loop_test(tc, test_worsen_cut_keeps_utf8, 0, N(cut_cases));
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("metrics");
+        tcase_add_checked_fixture(tc, NULL, release_all);
+        tcase_add_test(tc, test_metrics_snapshot);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("clock");
+        tcase_add_test(tc, test_clock_format);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -174,6 +174,111 @@ START_TEST(t_utf8_clean_random)
 }
 END_TEST
 
+/* ---- utf8_valid, utf8_cut, utf8_snprintf -------------------------------- */
+
+static const struct {
+        const char *in;
+        size_t len;
+        bool valid;
+} valid_cases[] = {
+    {S(""), true},
+    {S("plain ascii\r\n\t"), true},
+    {S("a\0b"), true},
+    {S("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"), true},
+    {S("\xc3"), false},
+    {S("ab\xe2\x82"), false},
+    {S("\xf0\x9f\x98"), false},
+    {S("\x80"), false},
+    {S("\xc0\xaf"), false},
+    {S("\xed\xa0\x80"), false},
+    {S("\xf4\x90\x80\x80"), false},
+    {S("\xff"), false},
+    {S("ok\xc3\xa9\xc3"), false},
+};
+
+START_TEST(t_utf8_valid_table)
+{
+        char *p = malloc(valid_cases[_i].len + 1);
+        ck_assert_ptr_nonnull(p);
+        memcpy(p, valid_cases[_i].in, valid_cases[_i].len); /* exact size: ASan sees over-reads */
+        ck_assert_msg(utf8_valid(p, valid_cases[_i].len) == valid_cases[_i].valid, "case %d", _i);
+        free(p);
+}
+END_TEST
+
+static const struct {
+        const char *in;
+        size_t len;
+        size_t want;
+} cut_cases[] = {
+    {S(""), 0},
+    {S("abc"), 3},
+    {S("ab\xc3"), 2},               /* 2-byte lead with nothing after it */
+    {S("ab\xc3\xa9"), 4},           /* whole */
+    {S("a\xe2"), 1},                /* 3-byte, 1 of 3 */
+    {S("a\xe2\x82"), 1},            /* 3-byte, 2 of 3 */
+    {S("a\xe2\x82\xac"), 4},        /* whole */
+    {S("a\xf0\x9f\x98"), 1},        /* 4-byte, 3 of 4 */
+    {S("a\xf0\x9f\x98\x80"), 5},    /* whole */
+    {S("\xc3\xa9\xc3\xa9\xc3"), 4}, /* after whole ones */
+    {S("\x80\x80\x80\x80\x80"), 5}, /* no lead byte to cut back to */
+    {S("\xe2\x82\xac\x80\x80"), 5}, /* stray continuations are not a cut */
+};
+
+START_TEST(t_utf8_cut_table)
+{
+        ck_assert_uint_eq(utf8_cut(cut_cases[_i].in, cut_cases[_i].len), cut_cases[_i].want);
+}
+END_TEST
+
+/* A message with multibyte text at every possible cut point: the result is
+ * the longest whole-character prefix that fits, and valid UTF-8. */
+START_TEST(t_utf8_snprintf_cut_points)
+{
+        static const char *const chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+        for (size_t c = 0; c < 3; c++) {
+                char text[64] = "ab";
+                for (int k = 0; k < 8; k++)
+                        strcat(text, chars[c]);
+                size_t clen = strlen(chars[c]), tlen = strlen(text);
+                for (size_t size = 1; size <= tlen + 2; size++) {
+                        char dst[80];
+                        memset(dst, 'X', sizeof(dst));
+                        size_t n = utf8_snprintf(dst, size, "%s", text);
+                        size_t want;
+                        if (size > tlen)
+                                want = tlen;
+                        else if (size - 1 <= 2)
+                                want = size - 1;
+                        else
+                                want = 2 + (size - 1 - 2) / clen * clen;
+                        ck_assert_msg(n == want, "char %zu size %zu: %zu bytes, want %zu", c, size,
+                                      n, want);
+                        ck_assert_uint_eq(strlen(dst), n);
+                        ck_assert_int_eq(memcmp(dst, text, n), 0);
+                        ck_assert(utf8_valid(dst, n));
+                        ck_assert_msg(dst[size] == 'X', "wrote past size %zu", size);
+                }
+        }
+}
+END_TEST
+
+START_TEST(t_utf8_snprintf_edges)
+{
+        char dst[16] = "zzz";
+        ck_assert_uint_eq(utf8_snprintf(dst, 0, "%s", "abc"), 0);
+        ck_assert_str_eq(dst, "zzz"); /* size 0: untouched */
+        ck_assert_uint_eq(utf8_snprintf(NULL, 8, "%s", "abc"), 0);
+        ck_assert_uint_eq(utf8_snprintf(dst, sizeof(dst), "%d-%s", 42, "\xc3\xa9"), 5);
+        ck_assert_str_eq(dst, "42-\xc3\xa9");
+        /* formatted arguments around the cut, as in a root-cause message */
+        ck_assert_uint_eq(utf8_snprintf(dst, 8, "x %s: %s", "db", "\xe2\x82\xac"), 6);
+        ck_assert_str_eq(dst, "x db: ");
+        /* invalid text before the cut is not this function's business */
+        ck_assert_uint_eq(utf8_snprintf(dst, sizeof(dst), "%s", "\xff"), 1);
+}
+END_TEST
+
 /* ---- parse_duration_ms --------------------------------------------------- */
 
 static const struct {
@@ -433,6 +538,10 @@ static Suite *textutil_suite(void)
         tcase_add_loop_test(tc, t_utf8_clean_table, 0, N(clean_cases));
         tcase_add_test(tc, t_utf8_clean_edges);
         tcase_add_test(tc, t_utf8_clean_random);
+        tcase_add_loop_test(tc, t_utf8_valid_table, 0, N(valid_cases));
+        tcase_add_loop_test(tc, t_utf8_cut_table, 0, N(cut_cases));
+        tcase_add_test(tc, t_utf8_snprintf_cut_points);
+        tcase_add_test(tc, t_utf8_snprintf_edges);
         tcase_add_loop_test(tc, t_duration_table, 0, N(dur_cases));
         tcase_add_test(tc, t_duration_null);
         tcase_add_loop_test(tc, t_bool_table, 0, N(bool_cases));

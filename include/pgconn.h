@@ -1,0 +1,78 @@
+/* One PostgreSQL-protocol connection driven by the loop, for the postgres
+ * and pgbouncer probes (the only users of this header and of libpq).
+ *
+ * A connection is CLOSED, LOGGING_IN (a worker thread runs the login:
+ * include/pglogin.h), IDLE (persistent, its socket watched so that a close
+ * by the peer is seen at once) or BUSY (one simple-protocol Query in
+ * flight).  connect() and query() each call their callback exactly once,
+ * unless pgconn_close() comes first; a close by the peer while IDLE calls
+ * the `lost` callback given at creation instead.  Callbacks may close the
+ * connection or start the next query.
+ *
+ * What the server says is never trusted to be what was asked for: a query
+ * must return exactly the number of result sets announced; COPY, a reply
+ * over PGCONN_REPLY_MAX bytes or a protocol violation fails the query and
+ * closes the connection (reason protocol_error or reply_too_large).
+ * Notices go to the logger at debug level, never to stderr. */
+#ifndef HEALTHD_PGCONN_H
+#define HEALTHD_PGCONN_H
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Bytes one query's answer may bring.  The largest legitimate answer is
+ * SHOW SERVERS of a big PgBouncer (about 200 bytes a server connection:
+ * 16 MiB is some 80,000 of them); a sender past this is not a database. */
+#define PGCONN_REPLY_MAX (16u << 20)
+
+struct pgconn;
+
+typedef void (*pgconn_cb)(struct pgconn *c, bool ok, void *arg);
+typedef void (*pgconn_lost_cb)(struct pgconn *c, void *arg);
+
+struct pgconn_params {
+        const char *host;     /* the configured name, for TLS and messages */
+        const char *hostaddr; /* numeric, resolved by the engine */
+        int port;
+        const char *dbname, *user, *password, *sslmode;
+        double timeout_s; /* bound of the login */
+};
+
+/* `role` names the connection in messages ("PostgreSQL", "the pooler",
+ * "the admin console"; borrowed for the connection's life); `target`
+ * names it in log lines (copied).  `arg` is passed to every callback. */
+struct pgconn *pgconn_new(struct event_base *base, const char *role, const char *target,
+                          pgconn_lost_cb lost, void *arg);
+void pgconn_free(struct pgconn *c);
+
+void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb cb);
+/* One Query message that must produce exactly `nresults` result sets. */
+void pgconn_query(struct pgconn *c, const char *sql, int nresults, pgconn_cb cb);
+/* Ends whatever is in flight without a callback and closes. */
+void pgconn_close(struct pgconn *c);
+
+bool pgconn_usable(const struct pgconn *c); /* IDLE and good */
+bool pgconn_closed(const struct pgconn *c);
+bool pgconn_logging_in(const struct pgconn *c);
+const char *pgconn_role(const struct pgconn *c);
+
+/* The last query's results, valid until the next query or close. */
+int pgconn_nresults(const struct pgconn *c);
+const PGresult *pgconn_result(const struct pgconn *c, int i);
+/* A value as a number; -1 when absent, NULL or not a number. */
+long long pgconn_num(const PGresult *r, int row, int col);
+
+/* After a failure: libpq's or our words (valid UTF-8) and a reason code. */
+const char *pgconn_error(const struct pgconn *c);
+const char *pgconn_reason(const struct pgconn *c);
+
+/* PQescapeLiteral on this connection; free with PQfreemem.  NULL when not
+ * connected or out of memory. */
+char *pgconn_literal(struct pgconn *c, const char *s);
+
+/* A reason code from an error message and SQLSTATE (exposed for tests). */
+const char *pgconn_classify(const char *msg, const char *sqlstate);
+
+#endif

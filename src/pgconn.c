@@ -1,0 +1,495 @@
+/* One loop-driven libpq connection (see include/pgconn.h).
+ *
+ * Between the login (include/pglogin.h) and the close, the connection is
+ * the loop's: after every read or write libpq might want, a one-shot event
+ * on the current PQsocket, a persistent read event while idle so that the
+ * peer's close is seen at once, and event_del before PQfinish (an event
+ * left on a closed fd number never fires for the next socket that gets the
+ * same number: libraries.md, libpq). */
+#include "pgconn.h"
+#include "log.h"
+#include "pglogin.h"
+#include "readcap.h"
+#include "textutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_RESULTS 4
+/* Seconds a login may take once the server accepted the TCP connection,
+ * whatever the check's own timeout (the reconnection target). */
+#define PGCONN_LOGIN_MIN 5.0
+
+enum pgconn_state { PGCONN_CLOSED, PGCONN_LOGGING_IN, PGCONN_IDLE, PGCONN_BUSY };
+
+struct pgconn {
+        struct event_base *base;
+        const char *role;
+        char target[128]; /* a copy: the configuration it came from may be replaced */
+        pgconn_lost_cb lost;
+        void *arg; /* every callback's */
+        enum pgconn_state st;
+        PGconn *conn;
+        struct event *ev;
+        struct pglogin *login; /* the login in flight (LOGGING_IN) */
+        pgconn_cb cb;
+        PGresult *res[MAX_RESULTS];
+        int nres;    /* results kept */
+        int nseen;   /* results the server sent for this query */
+        int nexpect; /* results the query must produce */
+        char err[300];
+        char sqlstate[6];
+        const char *reason; /* set when we, not the server, judged the failure */
+};
+
+/* ---- reasons ---- */
+
+const char *pgconn_classify(const char *msg, const char *sqlstate)
+{
+        static const struct {
+                const char *needle;
+                const char *reason;
+        } table[] = {
+            {"Connection refused", "connect_refused"},
+            /* libpq's words for an answer that is not PostgreSQL's protocol */
+            {"invalid response to SSL negotiation", "protocol_error"},
+            {"invalid response to GSSAPI negotiation", "protocol_error"},
+            {"expected authentication request from server", "protocol_error"},
+            {"unexpected message from server", "protocol_error"},
+            {"unexpected response from server", "protocol_error"},
+            {"lost synchronization with server", "protocol_error"},
+            {"message contents do not agree with length", "protocol_error"},
+            {"arrived from server while idle", "protocol_error"},
+            {"invalid message format", "protocol_error"},
+            {"insufficient data in", "protocol_error"},
+            {"extraneous data in", "protocol_error"},
+            {"without prior row description", "protocol_error"},
+            {"malformed SCRAM message", "protocol_error"},
+            {"password authentication failed", "auth_failed"},
+            {"SASL authentication failed", "auth_failed"},
+            {"no password supplied", "auth_failed"},
+            {"auth failed", "auth_failed"},
+            {"no such user", "auth_failed"},
+            {"not allowed", "auth_failed"},
+            {"is not permitted to log in", "auth_failed"},
+            {"permission denied for database", "auth_failed"},
+            {"no pg_hba.conf entry", "auth_failed"},
+            {"pg_hba.conf rejects", "auth_failed"},
+            {"too many clients", "connections_exhausted"},
+            {"remaining connection slots are reserved", "connections_exhausted"},
+            {"no more connections allowed", "connections_exhausted"},
+            {"the database system is starting up", "starting_up"},
+            {"the database system is in recovery mode", "starting_up"},
+            {"the database system is shutting down", "shutting_down"},
+            {"server login has been failing", "database_down"},
+            {"pgbouncer cannot connect to server", "database_down"},
+            {"server conn crashed", "database_down"},
+            {"no such database", "database_missing"},
+            {"does not exist", "database_missing"},
+            {"statement timeout", "timeout"},
+            {"login timed out", "timeout"},
+            {"Connection reset", "connection_lost"},
+            {"server closed the connection", "connection_lost"},
+            {"no connection to the server", "connection_lost"},
+            {"could not connect", "connect_failed"},
+        };
+        if (sqlstate != NULL && sqlstate[0] != '\0') {
+                if (strcmp(sqlstate, "28P01") == 0 || strcmp(sqlstate, "28000") == 0)
+                        return "auth_failed";
+                if (strcmp(sqlstate, "53300") == 0)
+                        return "connections_exhausted";
+                if (strcmp(sqlstate, "57P03") == 0)
+                        return "starting_up";
+                if (strcmp(sqlstate, "57014") == 0)
+                        return "timeout";
+                if (strcmp(sqlstate, "3D000") == 0)
+                        return "database_missing";
+                if (strncmp(sqlstate, "57P0", 4) == 0)
+                        return "shutting_down";
+        }
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+                if (strstr(msg, table[i].needle) != NULL)
+                        return table[i].reason;
+        return "server_error";
+}
+
+/* ---- the connection ---- */
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+static void clear_results(struct pgconn *c)
+{
+        for (int i = 0; i < c->nres; i++)
+                PQclear(c->res[i]);
+        c->nres = 0;
+        c->nseen = 0;
+}
+
+static void unwatch(struct pgconn *c)
+{
+        if (c->ev != NULL) {
+                event_del(c->ev);
+                event_free(c->ev);
+                c->ev = NULL;
+        }
+}
+
+/* Closes the libpq connection, if any: the event first (libraries.md),
+ * the read budget before its fd number can be reused. */
+static void drop(struct pgconn *c)
+{
+        unwatch(c);
+        if (c->conn != NULL) {
+                readcap_clear(PQsocket(c->conn));
+                PQfinish(c->conn);
+        }
+        c->conn = NULL;
+        c->st = PGCONN_CLOSED;
+}
+
+void pgconn_close(struct pgconn *c)
+{
+        c->cb = NULL;
+        if (c->st == PGCONN_LOGGING_IN)
+                return; /* the login goes on, unwatched: see pgconn_connect() */
+        drop(c);
+        clear_results(c);
+}
+
+static void set_error(struct pgconn *c, const char *reason, const char *msg)
+{
+        /* also drops the newline libpq ends its messages with */
+        utf8_clean(c->err, sizeof(c->err), msg, strlen(msg));
+        c->reason = reason;
+}
+
+/* Ends the operation in flight with `ok`; the callback may reuse c. */
+static void finish(struct pgconn *c, bool ok)
+{
+        pgconn_cb cb = c->cb;
+        c->cb = NULL;
+        if (cb != NULL)
+                cb(c, ok, c->arg);
+}
+
+static void fail(struct pgconn *c, const char *reason, const char *msg)
+{
+        set_error(c, reason, msg);
+        drop(c);
+        finish(c, false);
+}
+
+/* Watches the current socket for `what` (always persistent: a long
+ * answer takes many reads).  The socket can only change at a login. */
+static void watch(struct pgconn *c, short what)
+{
+        what |= EV_PERSIST;
+        if (c->ev != NULL && event_get_events(c->ev) == what)
+                return;
+        unwatch(c);
+        int fd = PQsocket(c->conn);
+        if (fd < 0)
+                return;
+        c->ev = event_new(c->base, fd, what, io_cb, c);
+        if (c->ev == NULL || event_add(c->ev, NULL) != 0)
+                abort();
+}
+
+static void on_notice(void *arg, const char *message)
+{
+        struct pgconn *c = arg;
+        size_t n = strlen(message);
+        while (n > 0 && message[n - 1] == '\n')
+                n--;
+        log_msg(LOG_DEBUG, c->target, "%s says: %.*s", c->role, (int)n, message);
+}
+
+static void logged_in(PGconn *conn, const char *err, void *arg)
+{
+        struct pgconn *c = arg;
+        pglogin_release(c->login);
+        c->login = NULL;
+        if (conn == NULL) {
+                c->st = PGCONN_CLOSED;
+                set_error(c, NULL, err);
+                finish(c, false);
+                return;
+        }
+        c->conn = conn;
+        PQsetNoticeProcessor(conn, on_notice, c);
+        if (PQsetnonblocking(conn, 1) != 0) {
+                fail(c, NULL, PQerrorMessage(conn));
+                return;
+        }
+        c->st = PGCONN_IDLE;
+        watch(c, EV_READ);
+        finish(c, true);
+}
+
+void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb cb)
+{
+        c->err[0] = c->sqlstate[0] = '\0';
+        c->reason = NULL;
+        if (c->st == PGCONN_LOGGING_IN) {
+                /* A check's deadline came during a login, which went on in
+                 * its thread: this check waits for that login rather than
+                 * start a second one (a server slow to authenticate, or one
+                 * asking for a costly SCRAM, gets one thread at a time). */
+                c->cb = cb;
+                return;
+        }
+        pgconn_close(c);
+        c->cb = cb;
+        char port[16];
+        snprintf(port, sizeof(port), "%d", p->port);
+        const char *keys[12], *vals[12];
+        int n = 0;
+#define KV(k, v)                                                                                   \
+        do {                                                                                       \
+                if ((v) != NULL) {                                                                 \
+                        keys[n] = (k);                                                             \
+                        vals[n++] = (v);                                                           \
+                }                                                                                  \
+        } while (0)
+        KV("host", p->host);
+        KV("hostaddr", p->hostaddr);
+        KV("port", port);
+        KV("dbname", p->dbname);
+        KV("user", p->user);
+        KV("password", p->password);
+        KV("sslmode", p->sslmode != NULL ? p->sslmode : "prefer");
+        KV("gssencmode", "disable");
+        KV("application_name", "hdms-healthd");
+#undef KV
+        keys[n] = vals[n] = NULL;
+        char err[200];
+        c->login = pglogin_start(c->base, keys, vals, p->timeout_s,
+                                 p->timeout_s > PGCONN_LOGIN_MIN ? p->timeout_s : PGCONN_LOGIN_MIN,
+                                 logged_in, c, err, sizeof(err));
+        if (c->login == NULL) {
+                set_error(c, "internal_error", err);
+                finish(c, false);
+                return;
+        }
+        c->st = PGCONN_LOGGING_IN;
+}
+
+static bool consume(struct pgconn *c)
+{
+        if (PQconsumeInput(c->conn) == 0) {
+                fail(c, NULL, PQerrorMessage(c->conn));
+                return false;
+        }
+        if (c->st == PGCONN_BUSY && readcap_spent(PQsocket(c->conn))) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "%s sent more than %u MiB in answer to one check query",
+                         c->role, PGCONN_REPLY_MAX >> 20);
+                fail(c, "reply_too_large", msg);
+                return false;
+        }
+        return true;
+}
+
+/* The query is complete: judge what came back, then call back. */
+static void query_complete(struct pgconn *c)
+{
+        readcap_clear(PQsocket(c->conn));
+        c->st = PGCONN_IDLE;
+        watch(c, EV_READ);
+        for (int i = 0; i < c->nres; i++) {
+                ExecStatusType s = PQresultStatus(c->res[i]);
+                if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+                        const char *st = PQresultErrorField(c->res[i], PG_DIAG_SQLSTATE);
+                        snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st != NULL ? st : "");
+                        set_error(c, NULL, PQresultErrorMessage(c->res[i]));
+                        finish(c, false);
+                        return;
+                }
+        }
+        if (c->nseen != c->nexpect) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "%s answered with %d result set%s where %d %s expected",
+                         c->role, c->nseen, c->nseen == 1 ? "" : "s", c->nexpect,
+                         c->nexpect == 1 ? "was" : "were");
+                /* the session's state is unknown after that: start clean */
+                fail(c, "protocol_error", msg);
+                return;
+        }
+        finish(c, true);
+}
+
+/* Takes every result that is complete; stops at the first that is not. */
+static void read_results(struct pgconn *c)
+{
+        if (!consume(c))
+                return;
+        while (!PQisBusy(c->conn)) {
+                PGresult *r = PQgetResult(c->conn);
+                if (r == NULL) {
+                        query_complete(c);
+                        return;
+                }
+                ExecStatusType s = PQresultStatus(r);
+                if (s == PGRES_COPY_OUT || s == PGRES_COPY_IN || s == PGRES_COPY_BOTH) {
+                        /* libpq now hands out this result for ever and will
+                         * not leave COPY without our help: the connection is
+                         * of no more use to a health check. */
+                        PQclear(r);
+                        char msg[160];
+                        snprintf(msg, sizeof(msg), "%s started a COPY (%s) in answer to the check",
+                                 c->role, PQresStatus(s));
+                        fail(c, "protocol_error", msg);
+                        return;
+                }
+                c->nseen++;
+                if (c->nres < MAX_RESULTS && c->nseen <= c->nexpect)
+                        c->res[c->nres++] = r;
+                else
+                        PQclear(r);
+        }
+        if (PQstatus(c->conn) == CONNECTION_BAD)
+                fail(c, NULL, PQerrorMessage(c->conn));
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct pgconn *c = arg;
+        (void)fd;
+        switch (c->st) {
+        case PGCONN_BUSY:
+                if (what & EV_WRITE) {
+                        int f = PQflush(c->conn);
+                        if (f < 0) {
+                                fail(c, NULL, PQerrorMessage(c->conn));
+                                return;
+                        }
+                        watch(c, f == 1 ? (EV_READ | EV_WRITE) : EV_READ);
+                }
+                if (what & EV_READ)
+                        read_results(c);
+                return;
+        case PGCONN_IDLE:
+                /* between queries: a close by the peer, a notice, a
+                 * notification, or bytes nobody asked for */
+                if (PQconsumeInput(c->conn) == 0 || PQstatus(c->conn) == CONNECTION_BAD) {
+                        set_error(c, NULL, PQerrorMessage(c->conn));
+                        pgconn_close(c);
+                        if (c->lost != NULL)
+                                c->lost(c, c->arg);
+                        return;
+                }
+                for (PGnotify *n = PQnotifies(c->conn); n != NULL; n = PQnotifies(c->conn))
+                        PQfreemem(n);
+                return;
+        case PGCONN_LOGGING_IN:
+        case PGCONN_CLOSED:
+                return;
+        }
+}
+
+void pgconn_query(struct pgconn *c, const char *sql, int nresults, pgconn_cb cb)
+{
+        clear_results(c);
+        c->cb = cb;
+        c->nexpect = nresults;
+        c->err[0] = c->sqlstate[0] = '\0';
+        c->reason = NULL;
+        if (c->st != PGCONN_IDLE || PQsendQuery(c->conn, sql) == 0) {
+                fail(c, NULL, c->conn != NULL ? PQerrorMessage(c->conn) : "not connected");
+                return;
+        }
+        c->st = PGCONN_BUSY;
+        readcap_set(PQsocket(c->conn), PGCONN_REPLY_MAX);
+        int f = PQflush(c->conn);
+        if (f < 0) {
+                fail(c, NULL, PQerrorMessage(c->conn));
+                return;
+        }
+        watch(c, f == 1 ? (EV_READ | EV_WRITE) : EV_READ);
+}
+
+struct pgconn *pgconn_new(struct event_base *base, const char *role, const char *target,
+                          pgconn_lost_cb lost, void *arg)
+{
+        struct pgconn *c = calloc(1, sizeof(*c));
+        if (c == NULL)
+                abort();
+        c->base = base;
+        c->role = role;
+        snprintf(c->target, sizeof(c->target), "%s", target);
+        c->lost = lost;
+        c->arg = arg;
+        return c;
+}
+
+void pgconn_free(struct pgconn *c)
+{
+        if (c == NULL)
+                return;
+        if (c->login != NULL) {
+                pglogin_cancel(c->login);
+                pglogin_release(c->login);
+                c->login = NULL;
+                c->st = PGCONN_CLOSED;
+        }
+        pgconn_close(c);
+        free(c);
+}
+
+bool pgconn_usable(const struct pgconn *c)
+{
+        /* libpq marks a connection bad (and drops its socket) on a protocol
+         * violation even when the query's callback has run */
+        return c->st == PGCONN_IDLE && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
+}
+
+bool pgconn_closed(const struct pgconn *c)
+{
+        return c->st == PGCONN_CLOSED;
+}
+
+bool pgconn_logging_in(const struct pgconn *c)
+{
+        return c->st == PGCONN_LOGGING_IN;
+}
+
+const char *pgconn_role(const struct pgconn *c)
+{
+        return c->role;
+}
+
+int pgconn_nresults(const struct pgconn *c)
+{
+        return c->nres;
+}
+
+const PGresult *pgconn_result(const struct pgconn *c, int i)
+{
+        return i >= 0 && i < c->nres ? c->res[i] : NULL;
+}
+
+long long pgconn_num(const PGresult *r, int row, int col)
+{
+        if (r == NULL || row >= PQntuples(r) || col >= PQnfields(r) || PQgetisnull(r, row, col))
+                return -1;
+        const char *s = PQgetvalue(r, row, col);
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        return end == s ? -1 : v;
+}
+
+const char *pgconn_error(const struct pgconn *c)
+{
+        return c->err;
+}
+
+const char *pgconn_reason(const struct pgconn *c)
+{
+        return c->reason != NULL ? c->reason : pgconn_classify(c->err, c->sqlstate);
+}
+
+char *pgconn_literal(struct pgconn *c, const char *s)
+{
+        return c->conn != NULL ? PQescapeLiteral(c->conn, s, strlen(s)) : NULL;
+}

@@ -1,0 +1,538 @@
+/* The pgbouncer probe: two persistent connections (include/pgconn.h) run
+ * side by side in one check.
+ *
+ *   the pooler:        SET LOCAL statement_timeout; SELECT 1   (the app database)
+ *   the admin console: SHOW DATABASES, POOLS, SERVERS, LISTS, CONFIG
+ *                      (one command per Query, simple protocol only)
+ *
+ * The pooled query decides pass or fail; the admin console only warns (the
+ * pooler may serve while its console refuses us).  SHOW POOLS waits for
+ * the pooled query to end, so the probe's own client is never counted as
+ * waiting.  Each half's progress is one enum; the check ends when both are
+ * DONE, through finish(). */
+#include "clock.h"
+#include "pgb_show.h"
+#include "pgconn.h"
+#include "log.h"
+#include "probe.h"
+#include "probe_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum pooler_step { POOLER_IDLE, POOLER_LOGIN, POOLER_QUERY, POOLER_DONE };
+enum admin_step { ADMIN_IDLE, ADMIN_LOGIN, ADMIN_SHOW, ADMIN_PARKED, ADMIN_DONE };
+
+static const char *const admin_cmds[] = {"SHOW DATABASES", "SHOW POOLS", "SHOW SERVERS",
+                                         "SHOW LISTS", "SHOW CONFIG"};
+enum { SHOW_DATABASES, SHOW_POOLS, SHOW_SERVERS, SHOW_LISTS, SHOW_CONFIG, N_SHOWS };
+
+struct pgb_probe {
+        struct probe_env *env;
+        struct pgconn *pooler;
+        struct pgconn *admin;
+        enum pooler_step pooler_step;
+        enum admin_step admin_step;
+        int show;    /* the SHOW in flight or next (ADMIN_SHOW, ADMIN_PARKED) */
+        bool paused; /* SHOW DATABASES says the app database is paused */
+        bool pools_noted;
+        char addr[64];
+        struct probe_result res;
+        /* the latest SHOW SERVERS: PgBouncer's backends, for the bypass check */
+        int *server_pids;
+        size_t nserver_pids;
+        double servers_at; /* wall clock of that snapshot, 0 = none */
+        struct pgb_probe *next;
+};
+
+/* Live pgbouncer probes, whose SHOW SERVERS tell pooled backends apart. */
+static struct pgb_probe *bouncers;
+
+double pgbouncer_servers_snapshot(void)
+{
+        double snap = 0;
+        for (struct pgb_probe *b = bouncers; b != NULL; b = b->next)
+                if (b->servers_at > 0 && (snap == 0 || b->servers_at < snap))
+                        snap = b->servers_at;
+        return snap;
+}
+
+bool pgbouncer_pid_pooled(int pid)
+{
+        for (struct pgb_probe *b = bouncers; b != NULL; b = b->next)
+                for (size_t i = 0; i < b->nserver_pids; i++)
+                        if (b->server_pids[i] == pid)
+                                return true;
+        return false;
+}
+
+static const struct target_conf *conf(const struct pgb_probe *p)
+{
+        return p->env->conf;
+}
+
+static bool in_check(const struct pgb_probe *p)
+{
+        return p->pooler_step != POOLER_IDLE || p->admin_step != ADMIN_IDLE;
+}
+
+/* Ends the check once both halves are done. */
+static void maybe_finish(struct pgb_probe *p)
+{
+        if (p->pooler_step != POOLER_DONE || p->admin_step != ADMIN_DONE)
+                return;
+        p->pooler_step = POOLER_IDLE;
+        p->admin_step = ADMIN_IDLE;
+        struct probe_result r = p->res;
+        probe_done(p->env->target, &r);
+}
+
+/* ---- the admin console ---- */
+
+static void admin_warn(struct pgb_probe *p, const char *what)
+{
+        const char *reason = pgconn_reason(p->admin);
+        probe_result_worsen(&p->res, ST_WARN,
+                            strcmp(reason, "auth_failed") == 0 ? "admin_auth_failed"
+                                                               : "admin_unavailable",
+                            "%s on the admin console: %s", what, pgconn_error(p->admin));
+        if (!pgconn_usable(p->admin))
+                pgconn_close(p->admin);
+        p->admin_step = ADMIN_DONE;
+        maybe_finish(p);
+}
+
+/* A PGresult as a plain table for the pure parsers (include/pgb_show.h);
+ * the cells point into the result, which outlives the table. */
+struct tab {
+        struct sqltab t;
+        const char **names;
+        const char **cells;
+};
+
+static void tab_from(struct tab *tb, const PGresult *r)
+{
+        int rows = PQntuples(r), cols = PQnfields(r);
+        tb->names = calloc((size_t)cols + 1, sizeof(char *));
+        tb->cells = calloc((size_t)rows * (size_t)cols + 1, sizeof(char *));
+        if (tb->names == NULL || tb->cells == NULL)
+                abort();
+        for (int j = 0; j < cols; j++)
+                tb->names[j] = PQfname(r, j);
+        for (int i = 0; i < rows; i++)
+                for (int j = 0; j < cols; j++)
+                        tb->cells[i * cols + j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        tb->t.nrows = rows;
+        tb->t.ncols = cols;
+        tb->t.names = tb->names;
+        tb->t.cells = tb->cells;
+}
+
+static void tab_free(struct tab *tb)
+{
+        free(tb->names);
+        free(tb->cells);
+}
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+        size_t n = strnlen(src, size - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
+static void judge_databases(struct pgb_probe *p, const PGresult *r)
+{
+        int cn = PQfnumber(r, "name"), cp = PQfnumber(r, "paused");
+        p->paused = false;
+        for (int i = 0; cn >= 0 && cp >= 0 && i < PQntuples(r); i++)
+                if (strcmp(PQgetvalue(r, i, cn), conf(p)->dbname) == 0 &&
+                    strcmp(PQgetvalue(r, i, cp), "1") == 0)
+                        p->paused = true;
+}
+
+/* Every pool is judged; the first MAX_POOLS are kept for /metrics. */
+static void judge_pools(struct pgb_probe *p, const struct sqltab *t)
+{
+        size_t max = t->nrows > 0 ? (size_t)t->nrows : 1, n = 0;
+        struct pgb_pool *pools = calloc(max, sizeof(*pools));
+        if (pools == NULL)
+                abort();
+        char err[PGB_ERR_MAX];
+        if (pgb_parse_pools(t, pools, max, &n, err, sizeof(err)) < 0) {
+                probe_result_worsen(&p->res, ST_WARN, "admin_unreadable", "SHOW POOLS: %s", err);
+                free(pools);
+                return;
+        }
+        const struct target_conf *tc = conf(p);
+        double limit = (double)tc->maxwait_warn_ms / 1000.0;
+        struct probe_result *r = &p->res;
+        if (n > MAX_POOLS && !p->pools_noted) {
+                p->pools_noted = true;
+                log_msg(LOG_WARN, tc->name,
+                        "PgBouncer lists %zu pools: all are judged, the first %d are in /metrics "
+                        "and /status",
+                        n, MAX_POOLS);
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct pgb_pool *pl = &pools[i];
+                if (r->npools < MAX_POOLS) {
+                        struct pool_wait *w = &r->pools[r->npools++];
+                        copy_str(w->database, sizeof(w->database), pl->database);
+                        copy_str(w->user, sizeof(w->user), pl->user);
+                        w->waiting = pl->cl_waiting;
+                        w->maxwait_s = pl->maxwait_s;
+                }
+                if (pl->cl_waiting > 0 && pl->maxwait_s > limit)
+                        probe_result_worsen(r, ST_WARN, "clients_waiting",
+                                            "pool %s/%s: %ld client%s waiting, the longest "
+                                            "%.1fs (warn above %.1fs)",
+                                            pl->database, pl->user, pl->cl_waiting,
+                                            pl->cl_waiting == 1 ? "" : "s", pl->maxwait_s, limit);
+        }
+        free(pools);
+}
+
+static void judge_servers(struct pgb_probe *p, const struct sqltab *t)
+{
+        size_t max = t->nrows > 0 ? (size_t)t->nrows : 1, n = 0;
+        int *pids = calloc(max, sizeof(int));
+        if (pids == NULL)
+                abort();
+        char err[PGB_ERR_MAX];
+        if (pgb_parse_servers(t, pids, max, &n, err, sizeof(err)) < 0) {
+                free(pids);
+                return;
+        }
+        free(p->server_pids);
+        p->server_pids = pids;
+        p->nserver_pids = n;
+        p->servers_at = wall_now();
+}
+
+static void judge_config(struct pgb_probe *p, const struct sqltab *t)
+{
+        struct pgb_config cf;
+        char err[PGB_ERR_MAX];
+        if (pgb_parse_config(t, &cf, err, sizeof(err)) < 0) {
+                probe_result_worsen(&p->res, ST_WARN, "admin_unreadable", "SHOW CONFIG: %s", err);
+                return;
+        }
+        const struct target_conf *tc = conf(p);
+        struct probe_result *r = &p->res;
+        long used_clients = (long)r->clients;
+        r->max_client_conn = cf.max_client_conn;
+        if (cf.pool_mode[0] != '\0' && strcmp(cf.pool_mode, "transaction") != 0)
+                probe_result_worsen(r, ST_WARN, "pool_mode",
+                                    "pool_mode is %s, the services expect transaction",
+                                    cf.pool_mode);
+        if (cf.default_pool_size >= 0 &&
+            (cf.default_pool_size < tc->pool_size_min || cf.default_pool_size > tc->pool_size_max))
+                probe_result_worsen(r, ST_WARN, "pool_size",
+                                    "default_pool_size %ld is outside %ld-%ld",
+                                    cf.default_pool_size, tc->pool_size_min, tc->pool_size_max);
+        if (cf.max_client_conn > 0 && used_clients >= 0 &&
+            (double)used_clients > tc->clients_warn * (double)cf.max_client_conn)
+                probe_result_worsen(r, ST_WARN, "clients_headroom",
+                                    "%ld clients of max_client_conn %ld", used_clients,
+                                    cf.max_client_conn);
+}
+
+static void admin_run(struct pgb_probe *p);
+
+static void show_done(struct pgconn *c, bool ok, void *arg)
+{
+        struct pgb_probe *p = arg;
+        if (!ok) {
+                admin_warn(p, admin_cmds[p->show]);
+                return;
+        }
+        const PGresult *r = pgconn_result(c, 0);
+        struct tab tb;
+        tab_from(&tb, r);
+        switch (p->show) {
+        case SHOW_DATABASES:
+                judge_databases(p, r);
+                break;
+        case SHOW_POOLS:
+                judge_pools(p, &tb.t);
+                break;
+        case SHOW_SERVERS:
+                judge_servers(p, &tb.t);
+                break;
+        case SHOW_LISTS: {
+                struct pgb_lists l;
+                char err[PGB_ERR_MAX];
+                p->res.clients =
+                    pgb_parse_lists(&tb.t, &l, err, sizeof(err)) == 0 ? l.used_clients : -1;
+                break;
+        }
+        case SHOW_CONFIG:
+                judge_config(p, &tb.t);
+                break;
+        }
+        tab_free(&tb);
+        p->show++;
+        if (p->show == SHOW_POOLS && p->pooler_step != POOLER_DONE) {
+                p->admin_step = ADMIN_PARKED; /* resumed by pooler_done() */
+                return;
+        }
+        admin_run(p);
+}
+
+static void admin_run(struct pgb_probe *p)
+{
+        if (p->show >= N_SHOWS) {
+                p->admin_step = ADMIN_DONE;
+                maybe_finish(p);
+                return;
+        }
+        p->admin_step = ADMIN_SHOW;
+        pgconn_query(p->admin, admin_cmds[p->show], 1, show_done);
+}
+
+static void admin_connected(struct pgconn *c, bool ok, void *arg)
+{
+        struct pgb_probe *p = arg;
+        (void)c;
+        if (!ok) {
+                admin_warn(p, "cannot log in");
+                return;
+        }
+        admin_run(p);
+}
+
+static void admin_start(struct pgb_probe *p)
+{
+        const struct target_conf *tc = conf(p);
+        p->show = 0;
+        if (pgconn_usable(p->admin)) {
+                admin_run(p);
+                return;
+        }
+        p->admin_step = ADMIN_LOGIN;
+        struct pgconn_params cp = {.host = tc->host,
+                                   .hostaddr = p->addr,
+                                   .port = tc->port,
+                                   .dbname = "pgbouncer",
+                                   .user = tc->admin_user,
+                                   .password = tc->admin_password,
+                                   .sslmode = tc->sslmode,
+                                   .timeout_s = (double)tc->timeout_ms / 1000.0};
+        pgconn_connect(p->admin, &cp, admin_connected);
+}
+
+/* ---- the pooler ---- */
+
+/* The pooled half has ended; a parked admin console goes on. */
+static void pooler_done(struct pgb_probe *p)
+{
+        p->pooler_step = POOLER_DONE;
+        if (p->admin_step == ADMIN_PARKED)
+                admin_run(p);
+        else
+                maybe_finish(p);
+}
+
+static void pooler_fail(struct pgb_probe *p, const char *doing)
+{
+        const char *reason = pgconn_reason(p->pooler);
+        const char *err = pgconn_error(p->pooler);
+        if (strcmp(reason, "auth_failed") == 0)
+                probe_result_worsen(&p->res, ST_FAIL, reason,
+                                    "authentication failed (%s the pooler): %s", doing, err);
+        else
+                probe_result_worsen(&p->res, ST_FAIL, reason, "%s the pooler: %s", doing, err);
+        /* a failed session may be unusable: the next check starts clean */
+        pgconn_close(p->pooler);
+        pooler_done(p);
+}
+
+static void select_done(struct pgconn *c, bool ok, void *arg)
+{
+        struct pgb_probe *p = arg;
+        if (!ok) {
+                pooler_fail(p, "query through");
+                return;
+        }
+        const PGresult *r = pgconn_result(c, 1);
+        if (PQntuples(r) != 1 || pgconn_num(r, 0, 0) != 1) {
+                probe_result_worsen(&p->res, ST_FAIL, "protocol_error",
+                                    "SELECT 1 through the pooler returned something else");
+                pgconn_close(p->pooler);
+        }
+        pooler_done(p);
+}
+
+static void pooler_query(struct pgb_probe *p)
+{
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = '%lldms'; SELECT 1",
+                 (long long)conf(p)->timeout_ms);
+        p->pooler_step = POOLER_QUERY;
+        pgconn_query(p->pooler, sql, 2, select_done);
+}
+
+static void pooler_connected(struct pgconn *c, bool ok, void *arg)
+{
+        struct pgb_probe *p = arg;
+        (void)c;
+        if (!ok) {
+                pooler_fail(p, "cannot connect to");
+                return;
+        }
+        pooler_query(p);
+}
+
+/* A close by the peer of an idle connection.  The admin console's only
+ * matters to the next check.  The pooler's is an outage; when it comes
+ * while the admin half of a check is still in flight, the check ends now
+ * with it (it would otherwise wait for its deadline). */
+static void pooler_lost(struct pgconn *c, void *arg)
+{
+        struct pgb_probe *p = arg;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "connection to the pooler closed: %s",
+                 pgconn_error(c)[0] ? pgconn_error(c) : "closed by the server");
+        pgconn_close(p->admin);
+        if (in_check(p)) {
+                probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "%s", msg);
+                p->pooler_step = POOLER_DONE;
+                p->admin_step = ADMIN_DONE;
+                maybe_finish(p);
+                return;
+        }
+        probe_lost(p->env->target, "connection_lost", msg);
+}
+
+static void admin_lost(struct pgconn *c, void *arg)
+{
+        (void)c;
+        (void)arg;
+}
+
+/* ---- the probe ---- */
+
+static void *create(struct probe_env *env)
+{
+        struct pgb_probe *p = calloc(1, sizeof(*p));
+        if (p == NULL)
+                abort();
+        p->env = env;
+        p->pooler = pgconn_new(env->base, "the pooler", env->conf->name, pooler_lost, p);
+        p->admin = pgconn_new(env->base, "the admin console", env->conf->name, admin_lost, p);
+        p->next = bouncers;
+        bouncers = p;
+        return p;
+}
+
+static void start(void *vp, const char *addr)
+{
+        struct pgb_probe *p = vp;
+        const struct target_conf *tc = conf(p);
+        probe_result_init(&p->res);
+        p->paused = false;
+        if (addr != NULL)
+                snprintf(p->addr, sizeof(p->addr), "%s", addr);
+        /* both halves count as under way before either can call back, so
+         * that a pooled half failing at once does not end the check */
+        p->pooler_step = POOLER_LOGIN;
+        p->admin_step = ADMIN_LOGIN;
+        if (pgconn_usable(p->pooler)) {
+                pooler_query(p);
+        } else {
+                struct pgconn_params cp = {.host = tc->host,
+                                           .hostaddr = p->addr,
+                                           .port = tc->port,
+                                           .dbname = tc->dbname,
+                                           .user = tc->user,
+                                           .password = tc->password,
+                                           .sslmode = tc->sslmode,
+                                           .timeout_s = (double)tc->timeout_ms / 1000.0};
+                pgconn_connect(p->pooler, &cp, pooler_connected);
+        }
+        admin_start(p);
+}
+
+static bool connected_now(void *vp)
+{
+        struct pgb_probe *p = vp;
+        return pgconn_usable(p->pooler) && p->addr[0] != '\0';
+}
+
+static const char *phase(void *vp)
+{
+        struct pgb_probe *p = vp;
+        static char buf[160];
+        switch (p->pooler_step) {
+        case POOLER_LOGIN:
+                return "logging in to the pooler";
+        case POOLER_QUERY:
+                if (p->paused)
+                        return "waiting for SELECT 1 through the pooler (the admin console says "
+                               "the database is paused)";
+                return "waiting for SELECT 1 through the pooler";
+        case POOLER_IDLE:
+        case POOLER_DONE:
+                break;
+        }
+        switch (p->admin_step) {
+        case ADMIN_LOGIN:
+                return "logging in to the admin console";
+        case ADMIN_SHOW:
+        case ADMIN_PARKED:
+                snprintf(buf, sizeof(buf), "waiting for %s on the admin console",
+                         admin_cmds[p->show < N_SHOWS ? p->show : N_SHOWS - 1]);
+                return buf;
+        case ADMIN_IDLE:
+        case ADMIN_DONE:
+                break;
+        }
+        return "idle";
+}
+
+static const char *timeout_reason(void *vp)
+{
+        struct pgb_probe *p = vp;
+        return p->pooler_step == POOLER_QUERY && p->paused ? "pooler_paused" : "timeout";
+}
+
+/* The deadline: the check's connections are closed, except an admin
+ * console connection that is idle (its part done, or parked until the
+ * pooler answers): it works, and keeping it saves a login per retry. */
+static void abort_check(void *vp)
+{
+        struct pgb_probe *p = vp;
+        p->pooler_step = POOLER_IDLE;
+        p->admin_step = ADMIN_IDLE;
+        pgconn_close(p->pooler);
+        if (!pgconn_usable(p->admin))
+                pgconn_close(p->admin);
+}
+
+static void destroy(void *vp)
+{
+        struct pgb_probe *p = vp;
+        if (p == NULL)
+                return;
+        for (struct pgb_probe **pp = &bouncers; *pp != NULL; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        break;
+                }
+        pgconn_free(p->pooler);
+        pgconn_free(p->admin);
+        free(p->server_pids);
+        free(p);
+}
+
+const struct probe_ops probe_pgbouncer_ops = {
+    .create = create,
+    .start = start,
+    .connected = connected_now,
+    .phase = phase,
+    .timeout_reason = timeout_reason,
+    .abort = abort_check,
+    .destroy = destroy,
+};
