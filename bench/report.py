@@ -271,7 +271,8 @@ def render(r, baseline=None):
             plain_row('`/readyz`, `http_memory_limit = 32768`',
                       f'{fmt(h["endpoints"]["readyz"]["body_bytes"])} B', h['small_pool'])
         for name, e in h['endpoints'].items():
-            w(f'| `{e["path"]}` | {fmt(e["body_bytes"])} B | {ms(e["rps"], 0)} | '
+            label = f'`{e["path"]}`' + (', gzip' if e.get('request_headers') else '')
+            w(f'| {label} | {fmt(e["body_bytes"])} B | {ms(e["rps"], 0)} | '
               f'{ms(e["p50_ms"], 2, " ms")} | {ms(e["p99_ms"], 2, " ms")} | '
               f'{ms(e["cpu_us_per_req"], 1, " us")} | {ms(e["cpu_pct"], 0, " %")} | '
               f'{e["rss_growth_kib"]:+d} KiB | {fmt(e["rss_peak_kib"])} KiB | {e["errors"]} |')

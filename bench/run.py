@@ -658,7 +658,10 @@ class Bench:
 
     # --- 3. HTTP
 
-    ENDPOINTS = (('readyz', '/readyz'), ('status', '/status'), ('metrics', '/metrics'))
+    # (name, path, request headers): Prometheus asks for gzip on every scrape
+    ENDPOINTS = (('readyz', '/readyz', ()), ('status', '/status', ()),
+                 ('metrics', '/metrics', ()),
+                 ('metrics_gzip', '/metrics', ('Accept-Encoding: gzip',)))
 
     def build_ref_server(self):
         """bench/ref_server.c -> build/bench/ref-server (None if it cannot be built)."""
@@ -676,11 +679,12 @@ class Bench:
             return None
         return out
 
-    def _wrk(self, port, path, secs, pid):
+    def _wrk(self, port, path, secs, pid, headers=()):
         lua = os.path.join(ROOT, 'bench', 'wrk_report.lua')
         c0 = cpu_ns(pid)
+        hdr_args = [a for h in headers for a in ('-H', h)]
         p = subprocess.Popen(['wrk', '-t1', '-c10', f'-d{secs}s', '--latency', '-s', lua,
-                              f'http://127.0.0.1:{port}{path}'],
+                              *hdr_args, f'http://127.0.0.1:{port}{path}'],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(secs / 2)
         peak = proc_mem(pid)['VmRSS']
@@ -733,7 +737,7 @@ class Bench:
         idle = proc_mem(d.pid)
         out = {'seconds': secs, 'runs': runs, 'idle_rss_kib': idle['VmRSS'],
                'idle_anon_kib': idle['RssAnon'], 'endpoints': {}}
-        rs = {name: [] for name, _ in self.ENDPOINTS}
+        rs = {name: [] for name, _, _ in self.ENDPOINTS}
         refs, refs_small, smalls = [], [], []
         after_first = {}
         for r in range(runs):
@@ -742,9 +746,9 @@ class Bench:
                 refs_small.append(self._wrk(ref_small_port, '/', secs, ref_small.pid))
             small.check_alive()
             smalls.append(self._wrk(small.port, '/readyz', secs, small.pid))
-            for name, path in self.ENDPOINTS:
+            for name, path, headers in self.ENDPOINTS:
                 d.check_alive()
-                rs[name].append(self._wrk(d.port, path, secs, d.pid))
+                rs[name].append(self._wrk(d.port, path, secs, d.pid, headers))
                 # the daemon closes wrk's connections; then memory settles
                 deadline = time.monotonic() + 5
                 while fd_count(d.pid) > base_fds and time.monotonic() < deadline:
@@ -753,7 +757,7 @@ class Bench:
                 if r == 0:
                     after_first[name] = proc_mem(d.pid)
         final = proc_mem(d.pid)
-        for name, path in self.ENDPOINTS:
+        for name, path, headers in self.ENDPOINTS:
             ws = rs[name]
             a = after_first[name]
             out['endpoints'][name] = {
@@ -765,6 +769,7 @@ class Bench:
                 'cpu_pct': summary([w['cpu_pct'] for w in ws]),
                 'errors': sum(w['errors_total'] for w in ws),
                 'body_bytes': len(d.get(path)[1]),
+                'request_headers': list(headers),
                 # after the first 10 s on this endpoint (and on the ones before it)
                 'rss_growth_kib': a['VmRSS'] - idle['VmRSS'],
                 'anon_growth_kib': a['RssAnon'] - idle['RssAnon'],

@@ -68,6 +68,10 @@ long long pgconn_num(const PGresult *r, int row, int col);
 const char *pgconn_error(const struct pgconn *c);
 const char *pgconn_reason(const struct pgconn *c);
 
+/* After a failed query: true when the session is sound enough to keep for
+ * the next check (the server cancelled the statement at its timeout). */
+bool pgconn_kept_after_error(const struct pgconn *c);
+
 /* PQescapeLiteral on this connection; free with PQfreemem.  NULL when not
  * connected or out of memory. */
 char *pgconn_literal(struct pgconn *c, const char *s);

@@ -1,4 +1,5 @@
 #include "http.h"
+#include "gzip.h"
 #include "clock.h"
 #include "journal.h"
 #include "log.h"
@@ -220,6 +221,38 @@ static enum MHD_Result send_html(struct MHD_Connection *conn, unsigned code, con
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(r, "Content-Security-Policy", csp);
         enum MHD_Result ret = MHD_queue_response(conn, code, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+/* /metrics, gzip'd when the scraper accepts it (Prometheus always does:
+ * client_golang's way), identity otherwise; Vary either way, so no cache
+ * hands one to the other.  Takes `body`. */
+static enum MHD_Result send_metrics(struct MHD_Connection *conn, char *body)
+{
+        size_t len = strlen(body), zlen = 0;
+        const char *ae =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+        unsigned char *z = ae != NULL && gzip_accepted(ae) ? gzip_compress(body, len, &zlen) : NULL;
+        struct MHD_Response *r;
+        if (z != NULL) {
+                free(body);
+                r = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
+        } else {
+                r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        }
+        if (r == NULL) {
+                free(z != NULL ? (void *)z : (void *)body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8");
+        if (z != NULL)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
 }
@@ -459,13 +492,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
                 snapshot(h);
                 body = render_metrics(h->views, h->nviews, &rc);
-                {
-                        enum MHD_Result r =
-                            send_body(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                                      body, strlen(body));
-                        free(body);
-                        return r;
-                }
+                if (body == NULL)
+                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+                return send_metrics(conn, body);
         }
         return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
 }
@@ -631,4 +660,5 @@ void http_free(struct http *h)
         cache_set(&h->started, NULL, ST_UNKNOWN, 0);
         free(h->views);
         free(h);
+        gzip_free_state();
 }

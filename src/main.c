@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +278,12 @@ static int run_daemon(struct daemon *d)
 
 static void daemon_free(struct daemon *d)
 {
+        /* Once its event is gone a signal has its default action again: a
+         * second SIGTERM (an impatient supervisor) would kill the daemon in
+         * the middle of its cleanup.  The stop is under way: hold them
+         * (login threads block every signal, so none is delivered). */
+        sigset_t set = early_signals();
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
         /* reverse order of creation */
         if (d->sig_hup != NULL)
                 event_free(d->sig_hup);

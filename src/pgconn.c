@@ -489,6 +489,14 @@ const char *pgconn_reason(const struct pgconn *c)
         return c->reason != NULL ? c->reason : pgconn_classify(c->err, c->sqlstate);
 }
 
+bool pgconn_kept_after_error(const struct pgconn *c)
+{
+        /* 57014: the server cancelled the statement (our statement_timeout);
+         * the implicit transaction is gone, the session sound.  A new login
+         * would cost more than the check, on a server already slow. */
+        return pgconn_usable(c) && strcmp(c->sqlstate, "57014") == 0;
+}
+
 char *pgconn_literal(struct pgconn *c, const char *s)
 {
         return c->conn != NULL ? PQescapeLiteral(c->conn, s, strlen(s)) : NULL;

@@ -158,13 +158,17 @@ static void *worker(void *arg)
                          * only means the loop is already awake */
                 }
         }
-        nthreads--;
-        pthread_cond_broadcast(&gone);
         pthread_mutex_unlock(&mu);
         if (drop != NULL)
                 PQfinish(drop);
         if (!handed)
                 unref(l);
+        /* counted out only once nothing of the login is left on this side,
+         * so a shutdown that saw the count reach 0 leaves nothing behind */
+        pthread_mutex_lock(&mu);
+        nthreads--;
+        pthread_cond_broadcast(&gone);
+        pthread_mutex_unlock(&mu);
         return NULL;
 }
 

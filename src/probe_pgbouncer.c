@@ -9,7 +9,15 @@
  * pooler may serve while its console refuses us).  SHOW POOLS waits for
  * the pooled query to end, so the probe's own client is never counted as
  * waiting.  Each half's progress is one enum; the check ends when both are
- * DONE, through finish(). */
+ * DONE, through finish().
+ *
+ * SHOW DATABASES (a pause) and SHOW POOLS (clients waiting) change from one
+ * second to the next and are read at every check.  SHOW SERVERS (the
+ * bypass check's snapshot), SHOW LISTS (clients in use) and SHOW CONFIG
+ * (pool mode and sizes) change slowly and grow with the servers' crowd:
+ * they are read every PGB_SLOW_EVERY_S, and at once on a new admin
+ * connection; between reads their last figures are judged again, so a
+ * warning they raise holds at every check. */
 #include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
@@ -27,6 +35,13 @@ enum admin_step { ADMIN_IDLE, ADMIN_LOGIN, ADMIN_SHOW, ADMIN_PARKED, ADMIN_DONE 
 static const char *const admin_cmds[] = {"SHOW DATABASES", "SHOW POOLS", "SHOW SERVERS",
                                          "SHOW LISTS", "SHOW CONFIG"};
 enum { SHOW_DATABASES, SHOW_POOLS, SHOW_SERVERS, SHOW_LISTS, SHOW_CONFIG, N_SHOWS };
+/* Seconds between reads of the slow figures (SHOW SERVERS, LISTS, CONFIG). */
+#define PGB_SLOW_EVERY_S 10.0
+
+static bool show_is_slow(int show)
+{
+        return show == SHOW_SERVERS || show == SHOW_LISTS || show == SHOW_CONFIG;
+}
 
 struct pgb_probe {
         struct probe_env *env;
@@ -34,8 +49,13 @@ struct pgb_probe {
         struct pgconn *admin;
         enum pooler_step pooler_step;
         enum admin_step admin_step;
-        int show;    /* the SHOW in flight or next (ADMIN_SHOW, ADMIN_PARKED) */
-        bool paused; /* SHOW DATABASES says the app database is paused */
+        int show;             /* the SHOW in flight or next (ADMIN_SHOW, ADMIN_PARKED) */
+        bool slow_due;        /* this check reads the slow figures too */
+        double slow_at;       /* mono_now() of their last complete read, 0 = never */
+        struct pgb_config cf; /* SHOW CONFIG as last read */
+        bool cf_ok;
+        long used_clients; /* SHOW LISTS as last read, -1 = unknown */
+        bool paused;       /* SHOW DATABASES says the app database is paused */
         bool pools_noted;
         char addr[64];
         struct probe_result res;
@@ -99,6 +119,7 @@ static void admin_warn(struct pgb_probe *p, const char *what)
                             "%s on the admin console: %s", what, pgconn_error(p->admin));
         if (!pgconn_usable(p->admin))
                 pgconn_close(p->admin);
+        p->slow_at = 0;
         p->admin_step = ADMIN_DONE;
         maybe_finish(p);
 }
@@ -211,32 +232,41 @@ static void judge_servers(struct pgb_probe *p, const struct sqltab *t)
         p->servers_at = wall_now();
 }
 
-static void judge_config(struct pgb_probe *p, const struct sqltab *t)
+static void read_config(struct pgb_probe *p, const struct sqltab *t)
 {
-        struct pgb_config cf;
         char err[PGB_ERR_MAX];
-        if (pgb_parse_config(t, &cf, err, sizeof(err)) < 0) {
+        p->cf_ok = pgb_parse_config(t, &p->cf, err, sizeof(err)) == 0;
+        if (!p->cf_ok) {
                 probe_result_worsen(&p->res, ST_WARN, "admin_unreadable", "SHOW CONFIG: %s", err);
-                return;
+                p->slow_at = 0; /* read it again at the next check */
         }
+}
+
+/* The settings and the clients in use, from the latest SHOW CONFIG and
+ * SHOW LISTS (this check's or an earlier one's). */
+static void judge_settings(struct pgb_probe *p)
+{
         const struct target_conf *tc = conf(p);
         struct probe_result *r = &p->res;
-        long used_clients = (long)r->clients;
-        r->max_client_conn = cf.max_client_conn;
-        if (cf.pool_mode[0] != '\0' && strcmp(cf.pool_mode, "transaction") != 0)
+        r->clients = p->used_clients;
+        if (!p->cf_ok)
+                return;
+        const struct pgb_config *cf = &p->cf;
+        r->max_client_conn = cf->max_client_conn;
+        if (cf->pool_mode[0] != '\0' && strcmp(cf->pool_mode, "transaction") != 0)
                 probe_result_worsen(r, ST_WARN, "pool_mode",
                                     "pool_mode is %s, the services expect transaction",
-                                    cf.pool_mode);
-        if (cf.default_pool_size >= 0 &&
-            (cf.default_pool_size < tc->pool_size_min || cf.default_pool_size > tc->pool_size_max))
+                                    cf->pool_mode);
+        if (cf->default_pool_size >= 0 && (cf->default_pool_size < tc->pool_size_min ||
+                                           cf->default_pool_size > tc->pool_size_max))
                 probe_result_worsen(r, ST_WARN, "pool_size",
                                     "default_pool_size %ld is outside %ld-%ld",
-                                    cf.default_pool_size, tc->pool_size_min, tc->pool_size_max);
-        if (cf.max_client_conn > 0 && used_clients >= 0 &&
-            (double)used_clients > tc->clients_warn * (double)cf.max_client_conn)
+                                    cf->default_pool_size, tc->pool_size_min, tc->pool_size_max);
+        if (cf->max_client_conn > 0 && p->used_clients >= 0 &&
+            (double)p->used_clients > tc->clients_warn * (double)cf->max_client_conn)
                 probe_result_worsen(r, ST_WARN, "clients_headroom",
-                                    "%ld clients of max_client_conn %ld", used_clients,
-                                    cf.max_client_conn);
+                                    "%ld clients of max_client_conn %ld", p->used_clients,
+                                    cf->max_client_conn);
 }
 
 static void admin_run(struct pgb_probe *p);
@@ -264,12 +294,12 @@ static void show_done(struct pgconn *c, bool ok, void *arg)
         case SHOW_LISTS: {
                 struct pgb_lists l;
                 char err[PGB_ERR_MAX];
-                p->res.clients =
+                p->used_clients =
                     pgb_parse_lists(&tb.t, &l, err, sizeof(err)) == 0 ? l.used_clients : -1;
                 break;
         }
         case SHOW_CONFIG:
-                judge_config(p, &tb.t);
+                read_config(p, &tb.t);
                 break;
         }
         tab_free(&tb);
@@ -283,7 +313,12 @@ static void show_done(struct pgconn *c, bool ok, void *arg)
 
 static void admin_run(struct pgb_probe *p)
 {
+        while (p->show < N_SHOWS && show_is_slow(p->show) && !p->slow_due)
+                p->show++;
         if (p->show >= N_SHOWS) {
+                if (p->slow_due && p->cf_ok)
+                        p->slow_at = mono_now();
+                judge_settings(p);
                 p->admin_step = ADMIN_DONE;
                 maybe_finish(p);
                 return;
@@ -308,9 +343,11 @@ static void admin_start(struct pgb_probe *p)
         const struct target_conf *tc = conf(p);
         p->show = 0;
         if (pgconn_usable(p->admin)) {
+                p->slow_due = p->slow_at == 0 || mono_now() - p->slow_at >= PGB_SLOW_EVERY_S;
                 admin_run(p);
                 return;
         }
+        p->slow_due = true; /* a new console connection: read everything */
         p->admin_step = ADMIN_LOGIN;
         struct pgconn_params cp = {.host = tc->host,
                                    .hostaddr = p->addr,
@@ -344,8 +381,10 @@ static void pooler_fail(struct pgb_probe *p, const char *doing)
                                     "authentication failed (%s the pooler): %s", doing, err);
         else
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s the pooler: %s", doing, err);
-        /* a failed session may be unusable: the next check starts clean */
-        pgconn_close(p->pooler);
+        /* a failed session may be unusable: the next check starts clean,
+         * unless it is known to be sound */
+        if (!pgconn_kept_after_error(p->pooler))
+                pgconn_close(p->pooler);
         pooler_done(p);
 }
 
@@ -422,6 +461,7 @@ static void *create(struct probe_env *env)
         p->env = env;
         p->pooler = pgconn_new(env->base, "the pooler", env->conf->name, pooler_lost, p);
         p->admin = pgconn_new(env->base, "the admin console", env->conf->name, admin_lost, p);
+        p->used_clients = -1;
         p->next = bouncers;
         bouncers = p;
         return p;

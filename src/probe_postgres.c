@@ -41,8 +41,8 @@ static void finish(struct pg_probe *p)
         probe_done(p->env->target, &r);
 }
 
-/* The check failed on the connection itself: a failed session may be
- * unusable, so the next check starts with a new one. */
+/* The check failed: the next one starts with a new session, unless this
+ * one is known to be sound (pgconn_kept_after_error). */
 static void fail_on(struct pg_probe *p, const char *doing)
 {
         const char *reason = pgconn_reason(p->conn);
@@ -52,7 +52,8 @@ static void fail_on(struct pg_probe *p, const char *doing)
                                     "authentication failed (%s PostgreSQL): %s", doing, err);
         else
                 probe_result_worsen(&p->res, ST_FAIL, reason, "%s PostgreSQL: %s", doing, err);
-        pgconn_close(p->conn);
+        if (!pgconn_kept_after_error(p->conn))
+                pgconn_close(p->conn);
         finish(p);
 }
 

@@ -130,6 +130,11 @@ struct redis_probe {
         const char *violation;
         char violation_msg[160];
         size_t reply_bytes; /* what the reply being parsed holds so far */
+        /* broker targets: the workers blocked on the db, from CLIENT LIST,
+         * read every CLIENTS_EVERY_S (the list grows with every client of
+         * the server; workers come and go slowly) */
+        double clients_at;   /* mono_now() of the last read, 0 = read at the next check */
+        long long consumers; /* -1 = unknown (refused, or not read yet) */
 };
 
 static const struct target_conf *conf(const struct redis_probe *p)
@@ -149,6 +154,7 @@ static void *rp_create(struct probe_env *env)
         snprintf(p->key, sizeof(p->key), "hdms-healthd:%s:%s:%ld", env->conf->name, host,
                  (long)getpid());
         p->phase = "idle";
+        p->consumers = -1;
         return p;
 }
 
@@ -201,6 +207,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata);
  * CLIENT LIST, about 300 bytes a client on Redis 7: 16 MiB leaves room for
  * some 50,000 clients, five times Redis's default maxclients. */
 #define REPLY_MAX_BYTES ((size_t)16 << 20)
+/* Seconds between two CLIENT LIST reads of a broker target. */
+#define CLIENTS_EVERY_S 10.0
 /* The longest line (a status, an error, an integer, a length) a reply may
  * have: real ones are short, and hiredis scans a line from its start on
  * every read, so a line that never ends would cost quadratic time. */
@@ -601,14 +609,33 @@ static void judge_info(struct redis_probe *p)
         }
 }
 
+/* Workers waiting on a broker's db, from the latest CLIENT LIST (this
+ * check's or one up to CLIENTS_EVERY_S old), against this check's queues. */
+static void judge_consumers(struct redis_probe *p)
+{
+        const struct target_conf *c = conf(p);
+        if (c->nqueues == 0 || p->consumers < 0)
+                return;
+        p->res.consumers = p->consumers;
+        long long waiting = 0;
+        for (int k = 0; k < p->res.nqueues; k++)
+                waiting += p->res.queues[k].length;
+        if (p->consumers == 0 && waiting > 0)
+                probe_result_worsen(&p->res, ST_WARN, "no_consumers",
+                                    "%lld messages queued and no worker waiting on db %d", waiting,
+                                    c->db);
+}
+
 static void complete(struct redis_probe *p, bool keep_connection)
 {
         if (!p->in_check)
                 return;
         p->in_check = false;
         p->phase = "idle";
-        if (p->res.status != ST_FAIL)
+        if (p->res.status != ST_FAIL) {
                 judge_info(p);
+                judge_consumers(p);
+        }
         if (!keep_connection || p->res.status == ST_FAIL)
                 drop(p); /* safe in a reply callback: hiredis defers the free */
         struct probe_result r = p->res;
@@ -712,6 +739,8 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                         sv->fetched = now;
                         sv->claimed = 0;
                 } else if (s->op == OP_CLIENTS && refused_not_broken(msg)) {
+                        p->consumers = -1;
+                        p->clients_at = 0; /* asked again at the next check */
                         probe_result_worsen(&p->res, ST_WARN, "client_list_denied",
                                             "CLIENT LIST refused, waiting workers not counted: "
                                             "%s",
@@ -790,19 +819,10 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
                                                     c->queue_warn);
                         break;
                 }
-                case OP_CLIENTS: {
-                        int n = redis_blocked_on_db(reply->str, reply->len, c->db);
-                        p->res.consumers = n;
-                        long long waiting = 0;
-                        for (int k = 0; k < p->res.nqueues; k++)
-                                waiting += p->res.queues[k].length;
-                        if (n == 0 && waiting > 0)
-                                probe_result_worsen(&p->res, ST_WARN, "no_consumers",
-                                                    "%lld messages queued and no worker waiting "
-                                                    "on db %d",
-                                                    waiting, c->db);
+                case OP_CLIENTS:
+                        p->consumers = redis_blocked_on_db(reply->str, reply->len, c->db);
+                        p->clients_at = now;
                         break;
-                }
                 }
         }
         if (++p->cur == p->nsteps)
@@ -896,7 +916,9 @@ static void rp_start(void *vp, const char *addr)
         if (c->nqueues > 0) {
                 for (int i = 0; i < c->nqueues; i++)
                         p->steps[p->nsteps++] = (struct step){OP_LLEN, i};
-                p->steps[p->nsteps++] = (struct step){OP_CLIENTS, 0};
+                if (!p->ready || p->clients_at == 0 ||
+                    p->started - p->clients_at >= CLIENTS_EVERY_S)
+                        p->steps[p->nsteps++] = (struct step){OP_CLIENTS, 0};
         } else {
                 p->steps[p->nsteps++] = (struct step){OP_SET, 0};
                 p->steps[p->nsteps++] = (struct step){OP_GET, 0};

@@ -22,6 +22,7 @@ promtool and prometheus come from Debian's `prometheus` package
 """
 
 import base64
+import gzip
 import http.client
 import json
 import math
@@ -157,7 +158,12 @@ def scrape(d, headers=None):
     assert status == 200, (status, body[:300])
     ctype = hdrs.get('Content-Type', '')
     assert ctype.startswith('text/plain') and 'version=0.0.4' in ctype, ctype
-    return Exposition(body.decode('utf-8'))
+    wire = len(body)
+    if hdrs.get('Content-Encoding') == 'gzip':
+        body = gzip.decompress(body)
+    e = Exposition(body.decode('utf-8'))
+    e.headers, e.wire_bytes = hdrs, wire
+    return e
 
 
 def bearer(token=TOKEN):
@@ -297,6 +303,19 @@ def test_redis_targets_metrics_from_first_scrape(redis_server, daemon):
     m = scrape(d)
     promtool_check_metrics(m.text)
     check_spec_passing(m, REDIS_TARGETS, BROKERS)
+    assert m.headers.get('Content-Encoding') is None, 'gzip without Accept-Encoding'
+    assert m.headers.get('Vary') == 'Accept-Encoding', dict(m.headers)
+    # gzip when asked, as Prometheus always asks; the same exposition inside
+    z = scrape(d, {'Accept-Encoding': 'gzip'})
+    assert z.headers.get('Content-Encoding') == 'gzip', dict(z.headers)
+    assert z.headers.get('Vary') == 'Accept-Encoding', dict(z.headers)
+    assert z.wire_bytes < len(m.text.encode()) / 4, (z.wire_bytes, len(m.text))
+    promtool_check_metrics(z.text)
+    check_spec_passing(z, REDIS_TARGETS, BROKERS)
+    assert sorted((n, sorted(lab.items())) for n, lab, _ in z.samples) == \
+        sorted((n, sorted(lab.items())) for n, lab, _ in m.samples)
+    refused = scrape(d, {'Accept-Encoding': 'gzip;q=0, deflate'})
+    assert refused.headers.get('Content-Encoding') is None
     # HEAD answers like GET, without a body
     status, hdrs, body = d.get('/metrics', method='HEAD')
     assert status == 200 and body == b'' and 'version=0.0.4' in hdrs['Content-Type']

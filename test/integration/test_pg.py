@@ -379,7 +379,9 @@ def test_pooler_bypass_direct_counts_pooled_never(stack, daemon):
         # One direct session of the application role to PostgreSQL.
         direct.append(stack.psql_tcp_bg('SELECT pg_sleep(60)', port=stack.pg_port))
         t0 = time.monotonic()
-        secs, body = wait_since(d, t0, 'postgres', lambda b: b['status'] == 'warn', 6.0,
+        # PgBouncer's SHOW SERVERS is read every 10 s (it grows with the pool):
+        # the next snapshot after the session started, then two checks
+        secs, body = wait_since(d, t0, 'postgres', lambda b: b['status'] == 'warn', 16.0,
                                 'warn about the direct session')
         assert body['reason'] == 'pooler_bypass', body
         assert '127.0.0.1' in body['output'] and 'hdms' in body['output'], body
@@ -404,7 +406,11 @@ def test_wrong_password_auth_failed_and_never_shown(stack, daemon):
     d = start_daemon(daemon, stack, wait_pass=(), HEALTHD_PG_PASSWORD=secret)
     bodies = {}
     for name in PG_TARGETS:
-        _, bodies[name] = wait_health(d, name, is_fail, 10, 'fail')
+        # On a loaded machine the first login may outlast its check (reason
+        # timeout); the next check waits for that login and gets its refusal.
+        _, bodies[name] = wait_health(
+            d, name, lambda b: b['status'] == 'fail' and b['reason'] == 'auth_failed', 15,
+            'fail with auth_failed')
     # Redis is unaffected.
     d.wait_for(lambda: status_of(d, 'redis-cache') == 'pass', 10)
     time.sleep(2 * INTERVAL)  # a few more failed checks and their logs
@@ -415,7 +421,11 @@ def test_wrong_password_auth_failed_and_never_shown(stack, daemon):
     final = {name: health(d, name)[1] for name in PG_TARGETS}
     d.stop()
     assert secret not in d.stderr() and secret not in d.stdout()
-    assert 'auth_failed' in d.stderr() + d.stdout()  # the transitions were logged
+    # the transitions were logged (with the first failure's reason, which a
+    # loaded machine may make a timeout: only later checks say auth_failed)
+    logged = {e['target'] for e in d.logs() if e.get('event') == 'transition'
+              and e.get('to') == 'fail'}
+    assert set(PG_TARGETS) <= logged, logged
 
     for name in ('postgres', 'pgbouncer'):
         for body in (bodies[name], final[name]):

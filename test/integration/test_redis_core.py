@@ -2,6 +2,7 @@
 authentication, name resolution and configuration errors (issue: daemon
 core, item 9)."""
 import signal
+import socket
 import subprocess
 import time
 
@@ -363,3 +364,55 @@ def test_open_file_limit_too_low_refuses_the_configuration(redis_server, daemon,
                        env=healthd_env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert 'open-file limit 300 (hard 300) is below the 438' in r.stderr, r.stderr
+
+
+# ----- workers on the broker db: counted from CLIENT LIST, read every 10 s
+
+def test_consumers_counted_and_client_list_read_at_its_cadence(redis_server, daemon):
+    """Queued messages with no worker blocked on db 2 warn (no_consumers);
+    a worker blocked in BRPOP on db 2 clears it within the CLIENT LIST
+    cadence (10 s) plus a check. CLIENT LIST grows with every client of the
+    server, so it is not sent at every check: MONITOR counts it."""
+    port = redis_server.redis_port
+    d = daemon(config_text=redis_config(port))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=15, what='all pass')
+    for _ in range(3):
+        # LPUSH on db 2: one connection, two commands
+        with socket.create_connection(('127.0.0.1', port), timeout=2) as s:
+            s.sendall(b'*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n'
+                      b'*3\r\n$5\r\nLPUSH\r\n$6\r\ncelery\r\n$3\r\nmsg\r\n')
+            s.recv(100)
+
+    def celery():
+        return d.json('/status')['targets']['redis-celery']
+    d.wait_for(lambda: celery()['reason'] == 'no_consumers', timeout=15,
+               what='no_consumers with messages queued and no worker')
+
+    # how often the daemon sends CLIENT LIST: watch 5 s of MONITOR
+    mon = socket.create_connection(('127.0.0.1', port), timeout=8)
+    mon.sendall(b'*1\r\n$7\r\nMONITOR\r\n')
+    seen, end = b'', time.monotonic() + 5
+    while time.monotonic() < end:
+        try:
+            seen += mon.recv(65536)
+        except socket.timeout:
+            break
+    mon.close()
+    llen = seen.count(b'"LLEN"')
+    client_list = seen.count(b'"CLIENT" "LIST"')
+    assert llen >= 3, f'{llen} LLEN in 5 s: the broker target was not checked every second'
+    assert client_list <= 1, f'CLIENT LIST sent {client_list} times in 5 s (cadence 10 s)'
+
+    # a worker blocks on another queue of db 2: it counts, and the warning goes
+    worker = socket.create_connection(('127.0.0.1', port), timeout=30)
+    try:
+        worker.sendall(b'*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n'
+                       b'*3\r\n$5\r\nBRPOP\r\n$5\r\nother\r\n$1\r\n0\r\n')
+        waited = d.wait_for(lambda: celery()['status'] == 'pass', timeout=25,
+                            what='the worker counted (CLIENT LIST cadence 10 s)')
+        checks = d.json('/status')['checks']
+        consumers = checks['redis-celery:consumers'][0]['observedValue']
+        assert consumers == 1, checks['redis-celery:consumers']
+        print(f'worker counted {waited:.1f} s after it blocked')
+    finally:
+        worker.close()

@@ -292,8 +292,10 @@ def test_soak_release_memory_and_descriptors_flat(stack, daemon):
     configs = [config_text(stack.redis_port, spare_db=5),
                config_text(stack.redis_port, spare_db=6)]
     d = daemon(env=env, config_text=configs[0], binary=release_bin())
+    # A login must fit a 9 ms check only once (a login that outlives its
+    # check is kept for the next): generous for a busy 2-core machine.
     for name in ('postgres', 'redis-cache'):
-        d.wait_for(lambda n=name: code(d, f'/health/{n}') == 200, timeout=30,
+        d.wait_for(lambda n=name: code(d, f'/health/{n}') == 200, timeout=60,
                    what=f'{name} to pass')
     actions = {
         'kill redis': lambda: stack.kill_redis(signal.SIGKILL),
@@ -342,7 +344,7 @@ def test_soak_release_memory_and_descriptors_flat(stack, daemon):
     duration = time.monotonic() - t0
     for server in sorted(down):          # leave every server up
         actions['start ' + server]()
-    d.wait_for(lambda: code(d, '/health/postgres') == 200, timeout=30,
+    d.wait_for(lambda: code(d, '/health/postgres') == 200, timeout=60,
                what='postgres to pass after the soak')
     checks = metric_values(d, 'check_duration_seconds_count')
     transitions = metric_values(d, 'transitions_total')
