@@ -18,7 +18,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DHEALTHD_VERSION='"$(VERSION)"' -Iinclude $(WARN) $(PKG_CFLAGS)
+BASE_CFLAGS := -pthread -std=c11 -D_GNU_SOURCE -DHEALTHD_VERSION='"$(VERSION)"' -Iinclude $(WARN) $(PKG_CFLAGS)
 
 RELEASE_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ASAN_CFLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -42,7 +42,7 @@ build/hdms-healthd: $(REL_OBJS)
 build/obj/%.o: src/%.c $(wildcard include/*.h) | build/obj
 	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-asan: build/asan/hdms-healthd $(UNIT_BINS)
+asan: build/asan/hdms-healthd $(UNIT_BINS) build/test/slow_fsync.so
 
 build/asan/hdms-healthd: $(ASAN_OBJS)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
@@ -53,14 +53,18 @@ build/asan/obj/%.o: src/%.c $(wildcard include/*.h) | build/asan/obj
 build/asan/check_%: test/unit/check_%.c $(ASAN_LIB_OBJS) $(wildcard include/*.h)
 	$(CC) $(BASE_CFLAGS) $(CHECK_CFLAGS) $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJS) $(PKG_LIBS) $(CHECK_LIBS)
 
-build/obj build/asan/obj:
+build/obj build/asan/obj build/test:
 	mkdir -p $@
+
+# LD_PRELOAD shim for the state-file tests: fsync as on a slow disk.
+build/test/slow_fsync.so: test/shim/slow_fsync.c | build/test
+	$(CC) -std=c11 -O2 -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -fPIC -shared -o $@ $< -ldl
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=20 ./$$t; done
 
 # The ASan/UBSan build, plus the release build for the valgrind test.
-integration: build/asan/hdms-healthd build/hdms-healthd
+integration: build/asan/hdms-healthd build/hdms-healthd build/test/slow_fsync.so
 	HEALTHD_BIN=$(CURDIR)/build/asan/hdms-healthd $(PYTEST) -v -p no:cacheprovider test/integration
 
 # Every test: Check unit tests and pytest integration tests, both on the
@@ -104,7 +108,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h
+	clang-format -i src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c
 
 check-format:
-	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h
+	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c

@@ -410,6 +410,36 @@ def render(r, baseline=None):
                                           for c in cols) + ' |')
         w('')
 
+    st = r.get('state')
+    if st:
+        w('### 7. State file (issue 11: written every second here, every 60 s by default)')
+        w('')
+        w(f'{st.get("runs", 1)} x {st["seconds"]} s per size after start-up, Redis targets at '
+          f'1 s for 1,000 (the scale section\'s set) and the five default targets. '
+          f'"Serialise" is hdms_healthd_state_serialise_seconds, the time the loop spends '
+          f'building the file (the last write of the window); the file I/O (write, fsync, '
+          f'rename, fsync of the directory) runs in the writer thread. Loop lag from '
+          f'hdms_healthd_loop_lag_seconds over the window; compare section 5 (no state file).')
+        w('')
+        sizes = st['sizes']
+        cols = list(sizes)
+        w('| | ' + ' | '.join(f'{n} targets' for n in cols) + ' |')
+        w('|---|' + '---|' * len(cols))
+        rows = [
+            ('state file size', 'bytes', 0, ' B'),
+            ('serialise on the loop (all turns)', 'serialise_ms', 3, ' ms'),
+            ('longest loop turn of it (64 targets a turn)', 'serialise_turn_ms', 3, ' ms'),
+            ('writes in the window (ok)', 'writes', 0, ''),
+            ('write errors', 'write_errors', 0, ''),
+            ('loop lag p50 while writing', 'lag_p50_ms', 2, ' ms'),
+            ('loop lag p99 while writing', 'lag_p99_ms', 2, ' ms'),
+            ('share of lag samples <= 5 ms', 'lag_share_le_5ms', 4, ''),
+            ('daemon CPU, % of one core', 'cpu_pct', 2, ' %'),
+        ]
+        for label, key, digits, unit in rows:
+            w(f'| {label} | ' + ' | '.join(ms(sizes[n].get(key), digits, unit) for n in cols) + ' |')
+        w('')
+
     if baseline:
         w('### Before and after')
         w('')

@@ -16,11 +16,14 @@ Nothing here is a pass/fail test: goals are compared and reported.
 BENCH_LOGINS_BEFORE (or --logins-before PATH) also runs the logins section
 on an older binary, for a before/after of the loop lag during logins.
 
+Section state (issue 11): the state file's size and serialisation time at
+5 and 1,000 targets, and the loop lag while it is written every second.
+
 BENCH_QUICK=1 (or --quick) runs each part shorter and fewer times (about
 4 minutes instead of about 11); --smoke runs each once for a second or two
 (about a minute: `make test` runs it, so the bench cannot rot unseen). BENCH_BIN (or --bin) measures another
 binary (a patched build, say). Sections: footprint, crowd, cost, http,
-detect, scale, logins. Loopback only; every loop and wait is bounded.
+detect, scale, logins, state. Loopback only; every loop and wait is bounded.
 """
 
 import argparse
@@ -52,7 +55,7 @@ sys.path.insert(0, os.path.join(ROOT, 'test'))
 import localstack  # noqa: E402
 from localstack import Stack, fast_tmpdir, free_port  # noqa: E402
 
-SECTIONS = ('footprint', 'crowd', 'cost', 'http', 'detect', 'scale', 'logins')
+SECTIONS = ('footprint', 'crowd', 'cost', 'http', 'detect', 'scale', 'logins', 'state')
 
 # The issue's goals, in the units the results use.
 GOALS = {
@@ -1215,6 +1218,70 @@ class Bench:
                 'lag_max_ms': max(lag_max, lag_max0) * 1e3,
                 'lag_samples': max(lag.values()) if lag else 0,
                 'share_le_5ms': share_at_most(lag, 0.005)}
+
+    # --- 7. the state file (issue 11)
+
+    def state(self):
+        runs = self.n(3, 1, 1)
+        secs = self.n(20, 10, 3)
+        out = {'state_interval_ms': 1000, 'seconds': secs, 'runs': runs, 'sizes': {}}
+        for n in (5, 1000):
+            log(f'state: {n} targets at 1 s, the state file written every second, '
+                f'{runs} x {secs} s')
+            rs = [self._state_run(n, secs, r) for r in range(runs)]
+            agg = {k: summary([x[k] for x in rs if x[k] is not None]) for k, v in rs[0].items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            agg['raw'] = rs
+            out['sizes'][str(n)] = agg
+            log(f'state {n}: {agg["bytes"]["median"]:.0f} bytes, serialised in '
+                f'{agg["serialise_ms"]["median"]:.3f} ms, {agg["writes"]["median"]:.0f} writes, '
+                f'loop lag p99 {agg["lag_p99_ms"]["median"]:.2f} ms')
+        self.results['state'] = out
+
+    def _state_run(self, n, secs, r):
+        path = os.path.join(self.workdir, f'state-{n}-{r}', 'state.json')
+        os.makedirs(os.path.dirname(path))
+        if n == 5:  # the default set, as in the footprint section
+            d = Daemon(self, f'state-{n}-{r}',
+                       env={'HEALTHD_STATE_FILE': path, 'HEALTHD_STATE_INTERVAL': '1s'})
+            d.start()
+        else:
+            conf = (f'[daemon]\ninterval = {INTERVAL_MS}ms\ntimeout = {TIMEOUT_MS}ms\n'
+                    f'state_file = {path}\nstate_interval = 1s\n\n'
+                    + ''.join(target_conf(self.stack, 'redis', f'r{i:04d}') for i in range(n)))
+            d = Daemon(self, f'state-{n}-{r}', config=conf, default_env=False)
+            d.start(nofile=n + 256)
+        d.wait_ready(timeout=120)
+        time.sleep(self.n(3, 2, 1))
+        m0, c0, t0 = d.metrics(), cpu_ns(d.pid), time.monotonic()
+        time.sleep(secs)
+        m1, c1, t1 = d.metrics(), cpu_ns(d.pid), time.monotonic()
+        lag = histogram_delta(histogram_buckets(m1, 'hdms_healthd_loop_lag_seconds'),
+                              histogram_buckets(m0, 'hdms_healthd_loop_lag_seconds'))
+        p99, _ = histogram_quantile(0.99, lag)
+        p50, _ = histogram_quantile(0.5, lag)
+        writes = (metric_sum(m1, 'hdms_healthd_state_writes_total', result='ok')
+                  - metric_sum(m0, 'hdms_healthd_state_writes_total', result='ok'))
+        errors = (metric_sum(m1, 'hdms_healthd_state_writes_total', result='error')
+                  - metric_sum(m0, 'hdms_healthd_state_writes_total', result='error'))
+        res = {
+            'targets': n,
+            'bytes': os.path.getsize(path),
+            'serialise_ms': metric_sum(m1, 'hdms_healthd_state_serialise_seconds') * 1e3,
+            'serialise_turn_ms': metric_sum(m1, 'hdms_healthd_state_serialise_turn_seconds') * 1e3,
+            'writes': writes, 'write_errors': errors,
+            'cpu_pct': 100.0 * (c1 - c0) / 1e9 / (t1 - t0),
+            'lag_p50_ms': None if p50 is None else p50 * 1e3,
+            'lag_p99_ms': None if p99 is None else p99 * 1e3,
+            'lag_share_le_5ms': share_at_most(lag, 0.005),
+            'lag_samples': max(lag.values()) if lag else 0,
+        }
+        with open(path) as f:  # the file on disk is a whole state
+            doc = json.load(f)
+        if len(doc['targets']) != n:
+            raise RuntimeError(f'state file of {n} targets holds {len(doc["targets"])}')
+        d.stop()
+        return res
 
     # --- run
 

@@ -78,6 +78,9 @@ struct config {
         long http_max_connections_per_ip;
         long http_memory_limit;
         bool default_targets;
+        char *state_file;          /* SPEC 11; NULL: nothing persisted */
+        int64_t state_interval_ms; /* write at least this often (default 60 s) */
+        long events_max;           /* events kept in the journal (default 1000) */
         struct target_conf *targets;
         size_t ntargets;
 };

@@ -18,6 +18,7 @@ enum route {
         ROUTE_HEALTH_TARGET,
         ROUTE_STATUS,
         ROUTE_METRICS,
+        ROUTE_EVENTS,
 };
 
 /* Pure routing: maps a path (no query) to a route; for /health/{target}
@@ -31,6 +32,9 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
 /* After a reload: the new config (token) and engine state.  Listen address
  * and limits need a restart. */
 void http_update(struct http *h, const struct config *cfg);
+/* The record behind /events and the state metrics (SPEC 11); may be NULL. */
+struct record;
+void http_set_record(struct http *h, struct record *r);
 void http_free(struct http *h);
 
 #endif

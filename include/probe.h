@@ -56,6 +56,7 @@ struct probe_result {
         long long used_memory, maxmemory, connected_clients, maxclients;
         /* postgres */
         long long connections, max_connections, bypass;
+        long long usable_connections; /* max_connections minus reserved slots */
         bool in_recovery;
         char server_version[32];
         /* pgbouncer */

@@ -4,6 +4,8 @@
 #ifndef HEALTHD_RENDER_H
 #define HEALTHD_RENDER_H
 
+#include "journal.h"
+#include "record.h"
 #include "target.h"
 
 #include <stdbool.h>
@@ -18,6 +20,10 @@ struct render_ctx {
         const struct hist *loop_lag;
         int64_t startup_target_ms;
         int64_t reconnect_target_ms;
+        /* the record (SPEC 11), NULL when there is none (--once) */
+        const struct journal *journal;
+        const struct record_stats *record;
+        const char *nonce; /* the dashboard's script nonce (CSP), or NULL */
 };
 
 /* Aggregate of critical targets (SPEC 3): fail if any fails or is unknown,

@@ -97,4 +97,43 @@ void slo_report(const struct slo *s, double now, struct slo_report *r);
 #define SLO_HISTORY 60
 size_t slo_history(const struct slo *s, double *latency, bool *ok, size_t max);
 
+/* The outage that the last slo_up closed.  `unobserved`: it was open when
+ * its state was saved and ended while no daemon watched, so its end is no
+ * reconnection (neither met nor missed).  `reconnection`: a measured one
+ * (`reconnect_seconds`, `met`).  `seconds`: detection to up, without the
+ * time the daemon did not run.  `closed` counts the outages closed so far,
+ * so a caller can tell whether a call closed one. */
+struct slo_outage {
+        uint64_t closed;
+        bool unobserved;
+        bool reconnection;
+        bool met;
+        double seconds;
+        double reconnect_seconds;
+};
+void slo_last_outage(const struct slo *s, struct slo_outage *o);
+
+/* Availability in `ncells` cells of `cell_minutes` each, the newest (ending
+ * with the current minute) last, for the dashboard's 24 h strip.  Only time
+ * a daemon watched counts. */
+struct slo_cell {
+        double observed, down; /* seconds */
+        uint32_t outages;      /* started in the cell */
+        double longest;        /* longest outage that closed in the cell */
+};
+void slo_cells(const struct slo *s, double now, int cell_minutes, struct slo_cell *out, int ncells);
+
+/* The state file (SPEC 11).  slo_save brings the accounting up to `now`
+ * and returns a jansson object (caller owns it) whose times are relative to
+ * `now`, so that another process can restore it.  slo_load restores such an
+ * object into a fresh slo; `gap` is the time since it was saved (wall
+ * clock), time nobody watched: neither up nor down.  An outage open at the
+ * save stays open; if the target passes at its next check it is closed as
+ * unobserved (slo_last_outage).  Startup is not restored: it is measured
+ * from each start.  Returns 0, or -1 with a reason in err (the slo is then
+ * in an unspecified but valid state; callers discard it). */
+struct json_t;
+struct json_t *slo_save(struct slo *s, double now);
+int slo_load(struct slo *s, struct json_t *o, double now, double gap, char *err, size_t errlen);
+
 #endif

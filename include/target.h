@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "health.h"
+#include "journal.h"
 #include "probe.h"
 #include "resolve.h"
 #include "slo.h"
@@ -36,6 +37,11 @@ struct target_view {
         const char *last_outage; /* "restart", "blip" or NULL */
         unsigned long checks, failures, transitions;
         const struct slo *slo; /* service levels: slo_report() */
+        /* The status restored from the state file, shown until this
+         * process has a result of its own ("" when nothing was restored). */
+        const char *prev_status;
+        const char *prev_reason;
+        bool restored;
 };
 
 struct engine *engine_new(struct event_base *base, struct resolver *res, const struct config *cfg);
@@ -58,5 +64,18 @@ uint64_t engine_generation(const struct engine *e);
 const struct hist *engine_loop_lag(const struct engine *e);
 /* Seconds since the engine started (monotonic). */
 double engine_uptime(const struct engine *e);
+
+/* The record (SPEC 11).  Transitions, outage ends and reloads go to the
+ * journal, from one place in the engine; NULL (the default) records none. */
+void engine_set_journal(struct engine *e, struct journal *j);
+/* The target's service levels, for saving and restoring them. */
+struct slo *engine_slo(struct engine *e, size_t i);
+/* True for a target that has neither a result nor restored history yet: one
+ * whose history a state record may restore. */
+bool engine_fresh(const struct engine *e, size_t i);
+/* Marks target i as restored (its slo was loaded) with the status it had
+ * when saved, shown until its first result. */
+void engine_restored(struct engine *e, size_t i, const char *status, const char *reason,
+                     double last_change);
 
 #endif

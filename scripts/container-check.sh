@@ -460,6 +460,22 @@ log "  PostgreSQL accepting again; through PgBouncer after ${took} s (target: 5 
 awk -v t="$took" 'BEGIN { exit !(t <= 5) }' || fail "reconnection through PgBouncer took ${took} s (> 5 s)"
 took=$(wait_code /readyz 200 10) || fail "/readyz not 200 after PostgreSQL returned"
 
+# SPEC 11: the state file on the healthd_state volume outlives the container.
+log "state: docker compose restart hdms-healthd keeps the events and the history"
+[[ "$(http_code '/events?limit=1000' "$LOGDIR/events-before.json")" == 200 ]] || fail "GET /events"
+"$DOCKER" compose restart hdms-healthd >>"$LOGDIR/compose.log" 2>&1 || fail "compose restart hdms-healthd"
+took=$(wait_code /readyz 200 30) || fail "/readyz not 200 30 s after hdms-healthd restarted"
+[[ "$(http_code '/events?limit=1000' "$LOGDIR/events-after.json")" == 200 ]] || fail "GET /events after the restart"
+kept=$(python3 -c 'import json, sys
+before = json.load(open(sys.argv[1]))["events"]
+after = json.load(open(sys.argv[2]))["events"]
+assert before and {e["id"] for e in before} <= {e["id"] for e in after}, "events lost"
+assert any(e["type"] == "stop" for e in after), "no stop event"
+assert any(e["type"] == "start" and e.get("restored") for e in after), "no history restored"
+print(len(before))' "$LOGDIR/events-before.json" "$LOGDIR/events-after.json") ||
+  fail "the restart lost the record (see $LOGDIR/events-*.json)"
+log "  /readyz 200 after ${took} s; the ${kept} events before the restart kept, history restored"
+
 log "scripts/stop-infrastructure.sh --volumes"
 scripts/stop-infrastructure.sh --volumes --timeout 10 >>"$LOGDIR/compose.log" 2>&1 || fail "stop-infrastructure.sh"
 [[ -z "$("$DOCKER" ps -aq)" ]] || fail "containers left after down"

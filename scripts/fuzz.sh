@@ -32,7 +32,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
         exit 2
 fi
 shift $(($# > 0 ? 1 : 0))
-all_targets=(config redis_info pgb_show http_route text)
+all_targets=(config redis_info pgb_show http_route text state)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
         targets=("${all_targets[@]}")
@@ -125,10 +125,11 @@ obj() {
 # What each target links; http.c needs the engine and the renderers, so
 # fuzz_http_route links every module but main.c.
 declare -A deps=(
-        [config]="config-sandboxed config_keys-sandboxed config_ini-sandboxed config_compose-sandboxed textutil log"
+        [config]="config-sandboxed config_keys-sandboxed config_ini-sandboxed config_compose-sandboxed textutil log clock"
         [redis_info]="redis_info textutil"
         [pgb_show]="pgb_show textutil"
-        [text]="textutil config_keys log"
+        [text]="textutil config_keys log clock"
+        [state]="state journal slo strbuf textutil clock config_keys log"
 )
 all_modules=$(find src -name '*.c' ! -name main.c -printf '%f\n' | sed 's/\.c$//' | sort | tr '\n' ' ')
 deps[http_route]=$all_modules

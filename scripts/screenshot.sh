@@ -5,7 +5,8 @@
 # ports (test/localstack.py), runs the release daemon build/hdms-healthd
 # against it, lets a few rounds of checks and one short Redis stall (a
 # CLIENT PAUSE longer than the check timeout: an outage and a reconnection)
-# fill the history, takes a headless Chromium screenshot of
+# fill the history and the events timeline (a few Celery messages queued
+# show in the measured values), takes a headless Chromium screenshot of
 # /status?format=html and tears everything down.
 #
 # Usage: scripts/screenshot.sh [OUTPUT.png]     (default docs/dashboard.png)
@@ -18,7 +19,7 @@ out=${1:-$root/docs/dashboard.png}
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 bin=$root/build/hdms-healthd
 width=1280
-height=560
+height=1000
 
 die() {
         echo "screenshot.sh: $*" >&2
@@ -102,6 +103,7 @@ if ! wait_until 20 ready; then
         cat "$work/healthd.log" >&2
         die "the daemon did not become ready"
 fi
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n 2 RPUSH celery job1 job2 job3 >/dev/null
 sleep 4
 # One Redis stall longer than the check timeout: the three Redis targets go
 # down and come back, which the reconnects and history columns then show.

@@ -257,6 +257,7 @@ void config_free(struct config *cfg)
                 explicit_bzero(cfg->status_token, strlen(cfg->status_token));
         free(cfg->status_token);
         free(cfg->nameservers);
+        free(cfg->state_file);
         free(cfg);
 }
 

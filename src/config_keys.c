@@ -58,6 +58,10 @@ const struct key config_keys[] = {
     {"http_memory_limit", S_DAEMON, &type_long, D(http_memory_limit), 0, "262144", .min = 16384,
      .max = 64L << 20},
     {"default_targets", S_DAEMON, &type_bool, D(default_targets), 0, "no"},
+    /* The record (SPEC 11, docs/record.md). */
+    {"state_file", S_DAEMON, &type_str, D(state_file)},
+    {"state_interval", S_DAEMON, &type_dur, D(state_interval_ms), 0, "60s", .min = 100},
+    {"events_max", S_DAEMON, &type_long, D(events_max), 0, "1000", .min = 10, .max = 100000},
 
     {"kind", K_ALL, &type_enum, T(kind), ENUM(kind_words)},
     {"host", K_ALL, &type_str, T(host), .kind_def = {"localhost", "localhost", "localhost"}},

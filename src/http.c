@@ -1,17 +1,21 @@
 #include "http.h"
 #include "gzip.h"
 #include "clock.h"
+#include "journal.h"
 #include "log.h"
+#include "record.h"
 #include "render.h"
 #include "textutil.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 struct cached {
@@ -32,6 +36,8 @@ struct http {
         struct target_view *views;
         size_t nviews;
         struct cached status, ready, started;
+        struct record *rec;
+        struct record_stats rec_stats;
 };
 
 enum route http_route(const char *path, char *target, size_t tlen)
@@ -48,6 +54,8 @@ enum route http_route(const char *path, char *target, size_t tlen)
                 return ROUTE_STATUS;
         if (strcmp(path, "/metrics") == 0)
                 return ROUTE_METRICS;
+        if (strcmp(path, "/events") == 0)
+                return ROUTE_EVENTS;
         if (strncmp(path, "/health/", 8) == 0) {
                 const char *name = path + 8;
                 size_t n = strlen(name);
@@ -85,6 +93,11 @@ static void render_ctx(struct http *h, struct render_ctx *c)
         c->loop_lag = engine_loop_lag(h->eng);
         c->startup_target_ms = h->cfg->startup_target_ms;
         c->reconnect_target_ms = h->cfg->reconnect_target_ms;
+        c->journal = h->rec != NULL ? record_journal(h->rec) : NULL;
+        if (h->rec != NULL)
+                record_get_stats(h->rec, &h->rec_stats);
+        c->record = h->rec != NULL ? &h->rec_stats : NULL;
+        c->nonce = NULL;
 }
 
 /* The q-value the Accept header gives `type` ("text/html"), from its own
@@ -187,6 +200,31 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, con
         return ret;
 }
 
+/* The dashboard: its CSP allows its own style and script (by the nonce of
+ * this response), fetches from this origin (its in-place updates), and
+ * nothing else. */
+static enum MHD_Result send_html(struct MHD_Connection *conn, unsigned code, const char *body,
+                                 const char *nonce)
+{
+        char csp[300];
+        snprintf(csp, sizeof(csp),
+                 "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
+                 "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'",
+                 nonce, nonce);
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+        if (r == NULL)
+                return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, "Content-Security-Policy", csp);
+        enum MHD_Result ret = MHD_queue_response(conn, code, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
 /* /metrics, gzip'd when the scraper accepts it (Prometheus always does:
  * client_golang's way), identity otherwise; Vary either way, so no cache
  * hands one to the other.  Takes `body`. */
@@ -217,6 +255,28 @@ static enum MHD_Result send_metrics(struct MHD_Connection *conn, char *body)
         enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
+}
+
+/* A fresh CSP nonce: 18 random bytes, base64 (RFC 4648), 24 characters. */
+static void make_nonce(char out[25])
+{
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        unsigned char raw[18] = {0};
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+                /* no entropy at all: still unique per response, just guessable */
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                memcpy(raw, &ts, sizeof(ts) < 16 ? sizeof(ts) : 16);
+        }
+        for (int i = 0, o = 0; i < 18; i += 3) {
+                unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+                out[o++] = b64[(v >> 18) & 63];
+                out[o++] = b64[(v >> 12) & 63];
+                out[o++] = b64[(v >> 6) & 63];
+                out[o++] = b64[v & 63];
+        }
+        out[24] = '\0';
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, const char *body)
@@ -289,6 +349,44 @@ static enum MHD_Result answer_livez(struct http *h, struct MHD_Connection *conn)
                 }
         }
         return send_json(conn, MHD_HTTP_OK, "{\"status\":\"pass\"}");
+}
+
+/* GET /events (SPEC 11): ?target, ?type, ?since, ?limit (default 100). */
+static enum MHD_Result answer_events(struct http *h, struct MHD_Connection *conn)
+{
+        if (h->rec == NULL)
+                return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
+        struct journal_query q = {.target = NULL, .type = -1, .since = 0, .limit = 100};
+        const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "target");
+        if (v != NULL && v[0] != '\0')
+                q.target = v;
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+        if (v != NULL && v[0] != '\0' && (q.type = event_type_of(v)) < 0)
+                return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                  "type: transition, outage_end, reload, start, stop or "
+                                  "notify_failed");
+        long l;
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+        if (v != NULL) {
+                char *end;
+                errno = 0;
+                unsigned long long since = strtoull(v, &end, 10);
+                if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0)
+                        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                          "since: an event id (a whole number)");
+                q.since = since;
+        }
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        if (v != NULL) {
+                if (parse_int_range(v, 1, 100000, &l) != 0)
+                        return send_error(conn, MHD_HTTP_BAD_REQUEST,
+                                          "limit: a whole number from 1 to 100000");
+                q.limit = (size_t)l;
+        }
+        char *body = journal_query_json(record_journal(h->rec), &q);
+        enum MHD_Result r = send_body(conn, MHD_HTTP_OK, "application/json", body, strlen(body));
+        free(body);
+        return r;
 }
 
 static bool keep_alive_wanted(struct MHD_Connection *conn, const char *version)
@@ -365,11 +463,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
                 if (wants_html(conn)) {
+                        char nonce[25];
+                        make_nonce(nonce);
+                        rc.nonce = nonce;
                         snapshot(h);
                         body = render_html(h->views, h->nviews, &rc);
-                        enum MHD_Result r =
-                            send_body(conn, code_of(render_aggregate(h->views, h->nviews)),
-                                      "text/html; charset=utf-8", body, strlen(body));
+                        enum MHD_Result r = send_html(
+                            conn, code_of(render_aggregate(h->views, h->nviews)), body, nonce);
                         free(body);
                         return r;
                 }
@@ -383,6 +483,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                         return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
                 return send_body(conn, code_of(h->status.st), "application/health+json",
                                  h->status.body, h->status.len);
+        case ROUTE_EVENTS:
+                if (!authorized(h, conn))
+                        return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
+                return answer_events(h, conn);
         case ROUTE_METRICS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
@@ -537,6 +641,11 @@ void http_update(struct http *h, const struct config *cfg)
 {
         h->cfg = cfg;
         h->status.valid = h->ready.valid = h->started.valid = false;
+}
+
+void http_set_record(struct http *h, struct record *r)
+{
+        h->rec = r;
 }
 
 void http_free(struct http *h)

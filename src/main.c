@@ -3,6 +3,7 @@
 #include "http.h"
 #include "log.h"
 #include "pglogin.h"
+#include "record.h"
 #include "render.h"
 #include "resolve.h"
 #include "sdnotify.h"
@@ -34,7 +35,9 @@ static const char usage_text[] =
     "       hdms-healthd probe [URL]               HTTP GET for container healthchecks\n"
     "\n"
     "Health-check sidecar for PostgreSQL, PgBouncer and Redis: checks each target on\n"
-    "timers and answers /livez, /readyz, /startupz, /health/TARGET and /status over HTTP.\n"
+    "timers and answers /livez, /readyz, /startupz, /health/TARGET, /status, /events\n"
+    "and /metrics over HTTP.  With state_file (HEALTHD_STATE_FILE) set, its history and\n"
+    "event journal survive restarts.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE        INI configuration file (default: none, the Compose stack)\n"
@@ -92,6 +95,8 @@ struct daemon {
         struct resolver *res;
         struct engine *eng;
         struct http *http;
+        struct record *rec;
+        const char *stop_signal;
         struct sdnotify *sdn; /* NULL unless systemd gave NOTIFY_SOCKET */
         struct event *sig_term, *sig_int, *sig_hup;
 };
@@ -100,7 +105,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
         struct daemon *d = arg;
         (void)what;
-        log_msg(LOG_INFO, NULL, "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        d->stop_signal = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+        log_msg(LOG_INFO, NULL, "received %s, stopping", d->stop_signal);
         sdnotify_stopping(d->sdn);
         event_base_loopbreak(d->base);
 }
@@ -195,7 +201,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 log_msg(LOG_INFO, NULL, "reload: new lookups go to nameservers %s",
                         n->nameservers != NULL ? n->nameservers : "of /etc/resolv.conf");
         log_setup(n->log_format, n->log_level);
+        record_before_reload(d->rec);
         engine_reload(d->eng, n);
+        record_after_reload(d->rec, n);
         http_update(d->http, n);
         config_free(d->cfg);
         d->cfg = n;
@@ -241,11 +249,15 @@ static int run_daemon(struct daemon *d)
                 return 1;
         }
         d->eng = engine_new(d->base, d->res, d->cfg);
+        /* before HTTP serves and before any check runs: restored history is
+         * in place for the first answer and the first result */
+        d->rec = record_new(d->base, d->cfg, d->eng);
         d->http = http_new(d->base, d->cfg, d->eng, err, sizeof(err));
         if (d->http == NULL) {
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 1;
         }
+        http_set_record(d->http, d->rec);
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
         d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
@@ -260,6 +272,7 @@ static int run_daemon(struct daemon *d)
         d->sdn = sdnotify_new(d->base, d->eng);
         sdnotify_ready(d->sdn);
         event_base_dispatch(d->base);
+        record_stop(d->rec, d->stop_signal != NULL ? d->stop_signal : "none");
         return 0;
 }
 
@@ -280,6 +293,7 @@ static void daemon_free(struct daemon *d)
                 event_free(d->sig_term);
         sdnotify_free(d->sdn);
         http_free(d->http);
+        record_free(d->rec); /* waits for the last state write */
         engine_free(d->eng);
         /* the probes cancelled their logins; their threads end within a
          * poll slice unless one is deep in a hostile SCRAM computation */

@@ -128,6 +128,7 @@ static void query_done(struct pgconn *c, bool ok, void *arg)
         r->max_connections = max;
         r->in_recovery = strcmp(PQgetvalue(f, 0, 6), "t") == 0;
         long long usable = max - (reserved > 0 ? reserved : 0);
+        r->usable_connections = usable;
         if (usable > 0 && used >= usable)
                 probe_result_worsen(r, ST_FAIL, "connections_exhausted",
                                     "%lld of %lld usable connections in use: new clients are "

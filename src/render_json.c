@@ -259,6 +259,17 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
         json_object_set_new(o, "checks", json_integer((json_int_t)v->checks));
         json_object_set_new(o, "failures", json_integer((json_int_t)v->failures));
         json_object_set_new(o, "transitions", json_integer((json_int_t)v->transitions));
+        /* SPEC 11: history restored from the state file; until its first
+         * result here, the status it had when the state was saved */
+        if (v->restored)
+                json_object_set_new(o, "restored", json_true());
+        if (v->prev_status != NULL && v->prev_status[0] != '\0') {
+                json_t *prev = json_object();
+                set_str(prev, "status", v->prev_status);
+                if (v->prev_reason != NULL && v->prev_reason[0] != '\0')
+                        set_str(prev, "reason", v->prev_reason);
+                json_object_set_new(o, "beforeRestart", prev);
+        }
         if (v->slo != NULL)
                 json_object_set_new(o, "serviceLevels", service_levels(v, c));
         return o;
@@ -345,8 +356,8 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
         json_object_set_new(o, "checks", checks);
         json_object_set_new(o, "targets", targets);
         json_object_set_new(o, "links",
-                            json_pack("{s:s,s:s,s:s,s:s,s:s}", "self", "/status", "html",
+                            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "self", "/status", "html",
                                       "/status?format=html", "ready", "/readyz", "live", "/livez",
-                                      "metrics", "/metrics"));
+                                      "metrics", "/metrics", "events", "/events"));
         return dump(o);
 }

@@ -481,6 +481,35 @@ static void target_samples(struct strbuf *b, const struct family *f, const struc
                 f->emit(b, f, x);
 }
 
+/* The record (SPEC 11): state writes and journal events.  The event types
+ * all exist from startup, at zero. */
+static void record_families(struct strbuf *b, const struct render_ctx *c)
+{
+        if (c->record == NULL || c->journal == NULL)
+                return;
+        family(b, "state_writes_total", "counter", "State file writes, by result.");
+        sample(b, "state_writes_total", (const char *const[]){"result", "ok", NULL},
+               (double)c->record->writes_ok);
+        sample(b, "state_writes_total", (const char *const[]){"result", "error", NULL},
+               (double)c->record->writes_error);
+        family(b, "state_last_write_timestamp_seconds", "gauge",
+               "Time of the last good state file write (0 before the first).");
+        sample(b, "state_last_write_timestamp_seconds", NULL, c->record->last_write);
+        family(b, "state_serialise_seconds", "gauge",
+               "Time the last state serialisation took on the event loop.");
+        sample(b, "state_serialise_seconds", NULL, c->record->serialise_seconds);
+        family(b, "state_serialise_turn_seconds", "gauge",
+               "Longest loop turn of the last state serialisation (it is done in batches).");
+        sample(b, "state_serialise_turn_seconds", NULL, c->record->serialise_turn);
+        family(b, "state_bytes", "gauge", "Size of the last state serialised.");
+        sample(b, "state_bytes", NULL, (double)c->record->size);
+        family(b, "events_total", "counter", "Events recorded in the journal, by type.");
+        for (int t = 0; t < EV_NTYPES; t++)
+                sample(b, "events_total",
+                       (const char *const[]){"type", event_type_name((enum event_type)t), NULL},
+                       (double)journal_appended(c->journal, (enum event_type)t));
+}
+
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
 {
         struct strbuf b;
@@ -504,6 +533,7 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                                 target_samples(&b, f, &x);
                 }
         }
+        record_families(&b, c); /* after the table: only a running daemon has a record */
         free(rep);
         return strbuf_take(&b);
 }

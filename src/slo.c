@@ -30,7 +30,9 @@
  */
 #include "slo.h"
 
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +95,13 @@ struct slo {
         double outage_start; /* detection time of the open outage */
         bool in_outage;
         bool outage_before_start; /* the open outage began before any passing check */
+        /* The open outage was restored from a state file: its end is no
+         * reconnection.  Until the first check after the restore its start
+         * is provisional: it is then set to exclude the time unwatched. */
+        bool outage_unobserved;
+        bool outage_pending;
+        double outage_known; /* seconds of it watched before the save */
+        struct slo_outage last_outage;
 
         /* history ring: hpos is the next slot written */
         bool hist_ok[SLO_HISTORY];
@@ -269,6 +278,10 @@ void slo_check(struct slo *s, double now, bool ok, double duration)
                 return;
         now = advance(s, now);
         s->observing = true;
+        if (s->outage_pending) {
+                s->outage_start = now - s->outage_known;
+                s->outage_pending = false;
+        }
 
         hist_observe(&s->latency, duration);
         s->latency_last = duration;
@@ -335,6 +348,23 @@ void slo_up(struct slo *s, double now, double first_ok, bool restart)
         if (!s->in_outage)
                 return; /* e.g. the first up after startup: not a reconnection */
         s->in_outage = false;
+        if (s->outage_unobserved) {
+                /* it ended while nobody watched: no reconnection figure */
+                s->outage_unobserved = s->outage_pending = false;
+                d = dmax(0.0, now - s->outage_start);
+                s->last_outage.closed++;
+                s->last_outage.unobserved = true;
+                s->last_outage.reconnection = false;
+                s->last_outage.met = false;
+                s->last_outage.seconds = d;
+                s->last_outage.reconnect_seconds = -1;
+                if (s->observing) {
+                        struct slo_bucket *b = bucket_at(s, minute_of(now));
+
+                        b->longest = (float)dmax(b->longest, d);
+                }
+                return;
+        }
         if (s->outage_before_start) {
                 /* never up before: a slow start, counted as down time and an
                  * outage, but not a reconnection */
@@ -360,6 +390,12 @@ void slo_up(struct slo *s, double now, double first_ok, bool restart)
                 s->restarts++;
         else
                 s->blips++;
+        s->last_outage.closed++;
+        s->last_outage.unobserved = false;
+        s->last_outage.reconnection = true;
+        s->last_outage.met = d <= s->targets.reconnect;
+        s->last_outage.seconds = dmax(0.0, now - s->outage_start);
+        s->last_outage.reconnect_seconds = d;
 
         if (s->observing) {
                 struct slo_bucket *b = bucket_at(s, minute_of(now));
@@ -452,4 +488,341 @@ size_t slo_history(const struct slo *s, double *latency, bool *ok, size_t max)
                         ok[i] = s->hist_ok[j];
         }
         return n;
+}
+
+void slo_last_outage(const struct slo *s, struct slo_outage *o)
+{
+        *o = s->last_outage;
+}
+
+void slo_cells(const struct slo *s, double now, int cell_minutes, struct slo_cell *out, int ncells)
+{
+        int64_t m_now, first;
+        int i;
+
+        if (ncells <= 0)
+                return;
+        memset(out, 0, sizeof(*out) * (size_t)ncells);
+        if (cell_minutes <= 0 || !time_ok(now))
+                return;
+        m_now = minute_of(now);
+        first = m_now - (int64_t)ncells * cell_minutes + 1; /* first minute of cell 0 */
+        for (i = 0; i < SLO_WINDOW_MINUTES; i++) {
+                const struct slo_bucket *b = &s->ring[i];
+                struct slo_cell *c;
+
+                if (b->minute < first || b->minute > m_now ||
+                    b->minute < m_now - (SLO_WINDOW_MINUTES - 1))
+                        continue;
+                c = &out[(b->minute - first) / cell_minutes];
+                c->observed += b->observed;
+                c->down += b->down;
+                c->outages += b->starts;
+                c->longest = dmax(c->longest, b->longest);
+        }
+        /* the span not yet written to the ring, as slo_report counts it */
+        if (s->observing && now > s->latest) {
+                double t0 = dmax(s->latest, (double)m_now * 60.0);
+                struct slo_cell *c = &out[ncells - 1];
+
+                if (now > t0) {
+                        c->observed += now - t0;
+                        if (s->in_outage)
+                                c->down += now - t0;
+                }
+        }
+}
+
+/* ---- the state file ------------------------------------------------------ */
+
+/* Milliseconds as a whole number (no libm: see the file comment). */
+static json_int_t ms_of(double seconds)
+{
+        if (!(seconds > 0))
+                return 0;
+        return (json_int_t)(seconds * 1000.0 + 0.5);
+}
+
+static json_t *hist_save(const struct hist *h)
+{
+        json_t *b = json_array();
+        int i;
+
+        for (i = 0; i < h->nbounds; i++)
+                json_array_append_new(b, json_integer((json_int_t)h->buckets[i]));
+        return json_pack("{s:o,s:I,s:f,s:f}", "buckets", b, "count", (json_int_t)h->count, "sum",
+                         isfinite(h->sum) ? h->sum : 0.0, "max", isfinite(h->max) ? h->max : 0.0);
+}
+
+static bool num(const json_t *v, double *out)
+{
+        if (!json_is_number(v))
+                return false;
+        *out = json_number_value(v);
+        return isfinite(*out);
+}
+
+static bool count_of(const json_t *v, uint64_t *out)
+{
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return false;
+        *out = (uint64_t)json_integer_value(v);
+        return true;
+}
+
+static int hist_load(struct hist *h, const json_t *o, const char *what, char *err, size_t errlen)
+{
+        const json_t *b = json_object_get(o, "buckets");
+        uint64_t prev = 0, count;
+        double sum, max;
+        int i;
+
+        if (!json_is_array(b) || (int)json_array_size(b) != h->nbounds ||
+            !count_of(json_object_get(o, "count"), &count) ||
+            !num(json_object_get(o, "sum"), &sum) || !num(json_object_get(o, "max"), &max)) {
+                snprintf(err, errlen, "%s: not a histogram of %d buckets", what, h->nbounds);
+                return -1;
+        }
+        for (i = 0; i < h->nbounds; i++) {
+                uint64_t c;
+
+                if (!count_of(json_array_get(b, (size_t)i), &c) || c < prev || c > count) {
+                        snprintf(err, errlen, "%s: bucket %d is not a cumulative count", what, i);
+                        return -1;
+                }
+                h->buckets[i] = prev = c;
+        }
+        h->count = count;
+        h->sum = sum;
+        h->max = max;
+        return 0;
+}
+
+json_t *slo_save(struct slo *s, double now)
+{
+        json_t *o = json_object(), *ops = json_object(), *runs = json_array();
+        json_t *lat = json_array();
+        char okbits[SLO_HISTORY + 1];
+        double latency[SLO_HISTORY];
+        bool ok[SLO_HISTORY];
+        size_t n, k;
+        int64_t m_now;
+        int i, age;
+
+        if (time_ok(now) && s->seen_time)
+                now = advance(s, now);
+        json_object_set_new(o, "latency", hist_save(&s->latency));
+        if (s->latency_last >= 0)
+                json_object_set_new(json_object_get(o, "latency"), "last",
+                                    json_real(s->latency_last));
+        json_object_set_new(o, "reconnect",
+                            json_pack("{s:o,s:f,s:f,s:I,s:I,s:I,s:I}", "histogram",
+                                      hist_save(&s->reconnect), "last", s->reconnect_last, "max",
+                                      s->reconnect_max, "met", (json_int_t)s->reconnects_met,
+                                      "missed", (json_int_t)s->reconnects_missed, "restarts",
+                                      (json_int_t)s->restarts, "blips", (json_int_t)s->blips));
+        for (i = 0; i < s->nops; i++)
+                json_object_set_new(ops, s->ops[i].name, hist_save(&s->ops[i].h));
+        json_object_set_new(o, "ops", ops);
+
+        n = slo_history(s, latency, ok, SLO_HISTORY);
+        for (k = 0; k < n; k++) {
+                json_array_append_new(
+                    lat, json_integer((json_int_t)(latency[k] > 0 ? latency[k] * 1e6 + 0.5 : 0)));
+                okbits[k] = ok[k] ? '1' : '0';
+        }
+        okbits[n] = '\0';
+        json_object_set_new(o, "history",
+                            json_pack("{s:o,s:s}", "latencyMicroseconds", lat, "ok", okbits));
+
+        /* Availability, newest minute first, as runs of equal minutes:
+         * [age of the first, minutes, observed ms, down ms, longest ms,
+         * outages started].  A day that was all up is one run. */
+        m_now = time_ok(now) ? minute_of(now) : 0;
+        for (age = 0; time_ok(now) && age < SLO_WINDOW_MINUTES; age++) {
+                int64_t m = m_now - age;
+                int64_t idx = m % SLO_WINDOW_MINUTES;
+                const struct slo_bucket *b;
+                json_t *last;
+                json_int_t v[4];
+
+                if (idx < 0)
+                        idx += SLO_WINDOW_MINUTES;
+                b = &s->ring[idx];
+                if (b->minute != m)
+                        continue;
+                v[0] = ms_of(b->observed);
+                v[1] = ms_of(b->down);
+                v[2] = ms_of(b->longest);
+                v[3] = (json_int_t)b->starts;
+                last = json_array_size(runs) > 0 ? json_array_get(runs, json_array_size(runs) - 1)
+                                                 : NULL;
+                if (last != NULL &&
+                    json_integer_value(json_array_get(last, 0)) +
+                            json_integer_value(json_array_get(last, 1)) ==
+                        age &&
+                    json_integer_value(json_array_get(last, 2)) == v[0] &&
+                    json_integer_value(json_array_get(last, 3)) == v[1] &&
+                    json_integer_value(json_array_get(last, 4)) == v[2] &&
+                    json_integer_value(json_array_get(last, 5)) == v[3]) {
+                        json_integer_set(json_array_get(last, 1),
+                                         json_integer_value(json_array_get(last, 1)) + 1);
+                        continue;
+                }
+                json_array_append_new(runs,
+                                      json_pack("[i,i,I,I,I,I]", age, 1, v[0], v[1], v[2], v[3]));
+        }
+        json_object_set_new(o, "availability", runs);
+        if (s->in_outage) {
+                double known = s->outage_pending ? s->outage_known : now - s->outage_start;
+
+                json_object_set_new(o, "openOutageSeconds", json_real(dmax(0.0, known)));
+        }
+        return o;
+}
+
+int slo_load(struct slo *s, json_t *o, double now, double gap, char *err, size_t errlen)
+{
+        const json_t *lat = json_object_get(o, "latency");
+        const json_t *rc = json_object_get(o, "reconnect");
+        json_t *ops = json_object_get(o, "ops");
+        const json_t *hist = json_object_get(o, "history");
+        const json_t *runs = json_object_get(o, "availability");
+        const json_t *open = json_object_get(o, "openOutageSeconds");
+        const char *key;
+        json_t *v;
+        double d, t_saved;
+        size_t i;
+        int64_t m_saved, lo;
+
+        if (!json_is_object(o) || !time_ok(now)) {
+                snprintf(err, errlen, "service levels: not an object");
+                return -1;
+        }
+        if (!(gap >= 0) || !isfinite(gap))
+                gap = 0;
+        if (!json_is_object(lat)) {
+                snprintf(err, errlen, "latency: not an object");
+                return -1;
+        }
+        if (hist_load(&s->latency, lat, "latency", err, errlen) != 0)
+                return -1;
+        s->latency_last = num(json_object_get(lat, "last"), &d) ? d : -1;
+        if (!json_is_object(rc) ||
+            hist_load(&s->reconnect, json_object_get(rc, "histogram"), "reconnect", err, errlen) !=
+                0 ||
+            !num(json_object_get(rc, "last"), &s->reconnect_last) ||
+            !num(json_object_get(rc, "max"), &s->reconnect_max) ||
+            !count_of(json_object_get(rc, "met"), &s->reconnects_met) ||
+            !count_of(json_object_get(rc, "missed"), &s->reconnects_missed) ||
+            !count_of(json_object_get(rc, "restarts"), &s->restarts) ||
+            !count_of(json_object_get(rc, "blips"), &s->blips)) {
+                if (err[0] == '\0')
+                        snprintf(err, errlen, "reconnect: missing or not a number");
+                return -1;
+        }
+        if (!json_is_object(ops) || json_object_size(ops) > SLO_MAX_OPS) {
+                snprintf(err, errlen, "ops: not an object of at most %d histograms", SLO_MAX_OPS);
+                return -1;
+        }
+        s->nops = 0;
+        json_object_foreach(ops, key, v)
+        {
+                struct op_hist *h = &s->ops[s->nops];
+
+                if (strlen(key) == 0 || strlen(key) > SLO_OP_NAME_MAX || !json_is_object(v)) {
+                        snprintf(err, errlen, "ops: bad entry");
+                        return -1;
+                }
+                snprintf(h->name, sizeof(h->name), "%s", key);
+                hist_init(&h->h, slo_latency_bounds, slo_latency_nbounds);
+                if (hist_load(&h->h, v, "ops", err, errlen) != 0)
+                        return -1;
+                s->nops++;
+        }
+        if (json_is_object(hist)) {
+                const json_t *l = json_object_get(hist, "latencyMicroseconds");
+                const char *bits = json_string_value(json_object_get(hist, "ok"));
+
+                if (!json_is_array(l) || bits == NULL || strlen(bits) != json_array_size(l) ||
+                    json_array_size(l) > SLO_HISTORY) {
+                        snprintf(err, errlen, "history: latencies and ok flags do not match");
+                        return -1;
+                }
+                s->hpos = s->hlen = 0;
+                for (i = 0; i < json_array_size(l); i++) {
+                        json_t *x = json_array_get(l, i);
+
+                        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+                            (bits[i] != '0' && bits[i] != '1')) {
+                                snprintf(err, errlen, "history: bad entry %zu", i);
+                                return -1;
+                        }
+                        s->hist_latency[s->hpos] = (double)json_integer_value(x) / 1e6;
+                        s->hist_ok[s->hpos] = bits[i] == '1';
+                        s->hpos = (s->hpos + 1) % SLO_HISTORY;
+                        s->hlen++;
+                }
+        }
+
+        /* The save's `now` is `gap` seconds ago; its minutes keep their age
+         * from it, and what has left the window since is dropped. */
+        t_saved = now - gap;
+        if (!json_is_array(runs)) {
+                snprintf(err, errlen, "availability: not an array");
+                return -1;
+        }
+        m_saved = minute_of(dmax(t_saved, -SLO_TIME_LIMIT / 2));
+        lo = minute_of(now) - (SLO_WINDOW_MINUTES - 1);
+        for (i = 0; i < json_array_size(runs); i++) {
+                json_t *r = json_array_get(runs, i);
+                json_int_t f[6];
+                int k;
+
+                if (!json_is_array(r) || json_array_size(r) != 6) {
+                        snprintf(err, errlen, "availability: run %zu is not 6 numbers", i);
+                        return -1;
+                }
+                for (k = 0; k < 6; k++) {
+                        json_t *x = json_array_get(r, (size_t)k);
+
+                        if (!json_is_integer(x) || json_integer_value(x) < 0) {
+                                snprintf(err, errlen, "availability: run %zu is not 6 numbers", i);
+                                return -1;
+                        }
+                        f[k] = json_integer_value(x);
+                }
+                /* a minute holds at most 60 s, down no more than observed; an
+                 * outage's length is not bounded by its minute */
+                if (f[0] + f[1] > SLO_WINDOW_MINUTES || f[2] > 60000 || f[3] > f[2] ||
+                    f[5] > 1000000) {
+                        snprintf(err, errlen, "availability: run %zu is out of range", i);
+                        return -1;
+                }
+                for (k = 0; k < f[1]; k++) {
+                        int64_t m = m_saved - (f[0] + k);
+                        struct slo_bucket *b;
+
+                        if (m < lo)
+                                continue;
+                        b = bucket_at(s, m);
+                        b->observed = (float)((double)f[2] / 1000.0);
+                        b->down = (float)((double)f[3] / 1000.0);
+                        b->longest = (float)((double)f[4] / 1000.0);
+                        b->starts = (uint32_t)f[5];
+                }
+        }
+        if (open != NULL) {
+                if (!num(open, &d) || d < 0) {
+                        snprintf(err, errlen, "openOutageSeconds: not a number");
+                        return -1;
+                }
+                s->in_outage = true;
+                s->outage_before_start = false;
+                s->outage_unobserved = true;
+                s->outage_pending = true;
+                s->outage_known = d;
+                s->outage_start = t_saved - d;
+        }
+        return 0;
 }

@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "log.h"
 #include "slo.h"
+#include "strbuf.h"
 #include "textutil.h"
 
 #include <math.h>
@@ -47,6 +48,9 @@ struct target {
         unsigned long checks, failures, transitions;
         struct slo *slo;
         double first_ok_down; /* first passing check while down (monotonic), 0 = none */
+        bool fresh;           /* no result and no restored history yet */
+        bool restored;
+        char prev_status[16], prev_reason[REASON_MAX];
 };
 
 struct engine {
@@ -65,6 +69,7 @@ struct engine {
         double lag_expected;
         double lag_last_due; /* the grid point last sampled */
         struct hist lag;
+        struct journal *journal; /* where transitions go (SPEC 11); may be NULL */
 };
 
 /* Check timers are the lag samples (no wakeup of their own; see on_timer);
@@ -90,6 +95,7 @@ void probe_result_init(struct probe_result *r)
         r->status = ST_PASS;
         r->consumers = r->used_memory = r->maxmemory = r->connected_clients = r->maxclients = -1;
         r->connections = r->max_connections = r->bypass = -1;
+        r->usable_connections = -1;
         r->clients = r->max_client_conn = -1;
 }
 
@@ -287,6 +293,35 @@ static void blame_database(struct engine *e, struct probe_result *r)
         }
 }
 
+/* The one path from the engine to the record: a status change and the end
+ * of an outage become journal events.  A target's first result after a
+ * start is a transition from unknown; when that is a pass it is the normal
+ * start, not an event worth a line in the timeline. */
+static void record_events(struct target *t, enum status before, const char *outage,
+                          uint64_t closed_before)
+{
+        struct journal *j = t->eng->journal;
+        const struct target_conf *c = t->env.conf;
+        if (j == NULL)
+                return;
+        if (t->status != before && !(before == ST_UNKNOWN && t->status == ST_PASS)) {
+                const struct probe_result *why = t->status == ST_PASS ? NULL : &t->shown;
+                journal_transition(j, t->last_check_wall, c->name, target_kind_name(c->kind),
+                                   status_name(before), status_name(t->status),
+                                   why != NULL ? why->reason : NULL,
+                                   why != NULL ? why->output : NULL);
+        }
+        struct slo_outage o;
+        slo_last_outage(t->slo, &o);
+        if (o.closed == closed_before || !(o.unobserved || o.reconnection))
+                return;
+        journal_outage_end(j, t->last_check_wall, c->name, target_kind_name(c->kind), o.seconds,
+                           o.unobserved     ? "unobserved"
+                           : outage != NULL ? outage
+                                            : "blip",
+                           o.unobserved ? -1 : o.met, o.unobserved ? -1 : o.reconnect_seconds);
+}
+
 /* Every check ends here, exactly once. */
 static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
 {
@@ -302,6 +337,7 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
         t->last_check_mono = now;
         t->last_check_wall = wall_now();
         t->checks++;
+        t->fresh = false;
         e->generation++;
 
         bool ok = r->status != ST_FAIL;
@@ -352,6 +388,8 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                              : "blip";
                 t->last_outage = outage;
         }
+        struct slo_outage closed;
+        slo_last_outage(t->slo, &closed);
         if (went_down)
                 slo_down(t->slo, now);
         if (came_up) {
@@ -371,6 +409,7 @@ static void finish(struct target *t, struct probe_result *r, bool reconnect_now)
                                status_name(t->status), why != NULL ? why->reason : NULL,
                                why != NULL ? why->output : NULL, t->last_duration, outage);
         }
+        record_events(t, before, outage, closed.closed);
 
         if (c->kind == KIND_POSTGRES && !ok && !e->once)
                 recheck_pgbouncers(e);
@@ -510,6 +549,7 @@ static struct target *target_new(struct engine *e, const struct target_conf *c)
         t->slo = slo_new(e->started, &st);
         t->status = ST_UNKNOWN;
         t->startup_seconds = -1;
+        t->fresh = true;
         t->created = mono_now();
         t->timer = evtimer_new(e->base, on_timer, t);
         t->deadline = evtimer_new(e->base, on_deadline, t);
@@ -578,11 +618,51 @@ void engine_once(struct engine *e, void (*done)(void *arg), void *arg)
         maybe_once_done(e);
 }
 
+/* Appends `name` to a comma-separated list. */
+static void list_add(struct strbuf *b, const char *name)
+{
+        if (b->len > 0)
+                strbuf_putc(b, ',');
+        strbuf_puts(b, name);
+}
+
+/* The reload event: names only in the new configuration, only in the old,
+ * and in both with a different configuration. */
+static void record_reload(struct engine *e, struct target **old, size_t nold,
+                          const struct config *cfg)
+{
+        struct strbuf added, removed, changed;
+        if (e->journal == NULL)
+                return;
+        strbuf_init(&added, 64);
+        strbuf_init(&removed, 64);
+        strbuf_init(&changed, 64);
+        for (size_t i = 0; i < cfg->ntargets; i++) {
+                const struct target_conf *c = &cfg->targets[i];
+                const struct target_conf *was = NULL;
+                for (size_t j = 0; j < nold; j++)
+                        if (strcmp(old[j]->env.conf->name, c->name) == 0)
+                                was = old[j]->env.conf;
+                if (was == NULL)
+                        list_add(&added, c->name);
+                else if (!target_conf_equal(was, c))
+                        list_add(&changed, c->name);
+        }
+        for (size_t j = 0; j < nold; j++)
+                if (config_find_target(cfg, old[j]->env.conf->name) == NULL)
+                        list_add(&removed, old[j]->env.conf->name);
+        journal_reload(e->journal, wall_now(), added.s, removed.s, changed.s);
+        free(added.s);
+        free(removed.s);
+        free(changed.s);
+}
+
 void engine_reload(struct engine *e, const struct config *cfg)
 {
         struct target **next = calloc(cfg->ntargets + 1, sizeof(*next));
         if (next == NULL)
                 abort();
+        record_reload(e, e->targets, e->ntargets, cfg);
         e->cfg = cfg; /* service-level targets of kept and new targets */
         for (size_t i = 0; i < cfg->ntargets; i++) {
                 const struct target_conf *c = &cfg->targets[i];
@@ -677,9 +757,40 @@ void engine_view(const struct engine *e, size_t i, struct target_view *v)
         v->failures = t->failures;
         v->transitions = t->transitions;
         v->slo = t->slo;
+        v->prev_status = t->restored && !t->has_last ? t->prev_status : "";
+        v->prev_reason = t->restored && !t->has_last ? t->prev_reason : "";
+        v->restored = t->restored;
 }
 
 const struct hist *engine_loop_lag(const struct engine *e)
 {
         return &e->lag;
+}
+
+void engine_set_journal(struct engine *e, struct journal *j)
+{
+        e->journal = j;
+}
+
+struct slo *engine_slo(struct engine *e, size_t i)
+{
+        return e->targets[i]->slo;
+}
+
+bool engine_fresh(const struct engine *e, size_t i)
+{
+        return e->targets[i]->fresh;
+}
+
+void engine_restored(struct engine *e, size_t i, const char *status, const char *reason,
+                     double last_change)
+{
+        struct target *t = e->targets[i];
+        t->fresh = false;
+        t->restored = true;
+        snprintf(t->prev_status, sizeof(t->prev_status), "%s", status != NULL ? status : "");
+        snprintf(t->prev_reason, sizeof(t->prev_reason), "%s", reason != NULL ? reason : "");
+        if (t->last_change_wall == 0)
+                t->last_change_wall = last_change;
+        e->generation++;
 }

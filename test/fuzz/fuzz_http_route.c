@@ -41,7 +41,7 @@ static void route_checked(const char *path)
                         memset(target, 'X', tlen);
                 enum route rt = http_route(path, target, tlen);
                 got[i] = rt;
-                FUZZ_CHECK(rt >= ROUTE_NOT_FOUND && rt <= ROUTE_METRICS, "route %d", (int)rt);
+                FUZZ_CHECK(rt >= ROUTE_NOT_FOUND && rt <= ROUTE_EVENTS, "route %d", (int)rt);
                 if (rt == ROUTE_HEALTH_TARGET) {
                         size_t n = strnlen(target, tlen);
                         FUZZ_CHECK(n < tlen, "target not NUL-terminated within %zu", tlen);

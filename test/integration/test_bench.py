@@ -70,6 +70,12 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
         assert 0.5 * int(size) < sc['checks_per_s']['median'] < 1.5 * int(size), \
             (size, sc['checks_per_s'])
 
+    for size in ('5', '1000'):  # issue 11: the state file's figures
+        st = res['state']['sizes'][size]
+        assert st['bytes']['median'] > 100 * int(size), (size, st['bytes'])
+        assert st['serialise_ms']['median'] > 0 and st['writes']['median'] >= 1, (size, st)
+        assert st['write_errors']['median'] == 0, (size, st)
+
     # the report and the chart from these results, into a scratch copy
     root = tmp_path / 'root'
     (root / 'docs').mkdir(parents=True)
@@ -88,4 +94,5 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
     assert 'smoke (--smoke) run' in text.split(mark)[1]  # the generated part is this run's
     goals = text.split('### Goals')[1].split('###')[0]
     assert 'not measured' not in goals, goals
+    assert '### 7. State file' in text
     assert (root / 'docs' / 'performance.png').stat().st_size > 10000

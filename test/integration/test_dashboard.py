@@ -6,12 +6,19 @@ loopback; the tests read the DOM it built (--dump-dom) and keep a
 screenshot in test/artifacts/:
 
 - a row per target (tr.target[data-target=NAME]) with its status badge,
-  reason, latency, service-level figures and an inline SVG sparkline, for
-  the five default targets of a real stack;
+  reason, latency, service-level figures, a 24 h availability strip with a
+  tooltip per cell and the check-latency history with its scale, and a row
+  of what its checks measured (tr.measured), for the five default targets
+  of a real stack;
+- issue 11: after a real Redis outage the events timeline shows the
+  transition, the celery row shows the queue length the test pushed, and
+  the page updates itself in place (the DOM read after the script ran);
+  its one inline script runs under a Content-Security-Policy nonce;
 - a server error carrying `<script>alert(1)</script>` (from a fake Redis,
   test/integration/fakeredis.py) is text in the page, never an element;
 - the page is self-contained (nothing from another host; Chromium cannot
-  resolve any other host here) and refreshes itself;
+  resolve any other host here) and refreshes itself (in place with scripts,
+  by <noscript><meta refresh> without);
 - content negotiation: a browser gets HTML, curl and tools get JSON;
 - with HTTP Basic (the token as password) a browser opens the dashboard,
   which never embeds the token.
@@ -193,11 +200,38 @@ def check_row(tr, name, status):
     text = ' '.join(' '.join(c.text().split()) for c in cells)
     assert re.search(r'\d+(\.\d+)? (ms|s)\b', text), f'{name}: no latency in {text!r}'
     assert re.search(r'\d+\.\d+ ?%', text), f'{name}: no availability in {text!r}'
-    svgs = tr.find_all('svg')
-    assert len(svgs) == 1, f'{name}: {len(svgs)} sparklines'
-    assert svgs[0].find_all('polyline') and svgs[0].find_all('rect'), \
+    sparks = tr.find_all('svg', cls='spark')
+    assert len(sparks) == 1, f'{name}: {len(sparks)} sparklines'
+    assert sparks[0].find_all('polyline') and sparks[0].find_all('rect'), \
         f'{name}: sparkline without latency line or up/down bars'
+    scale = [t.text() for t in sparks[0].find_all('text')]
+    assert any(re.match(r'^\d+(\.\d+)? (ms|s)$', t) for t in scale) and '0' in scale, \
+        f'{name}: sparkline without its scale: {scale}'
+    strips = tr.find_all('svg', cls='strip')
+    assert len(strips) == 1, f'{name}: {len(strips)} availability strips'
+    cells = strips[0].find_all('rect')
+    assert len(cells) == 48, f'{name}: {len(cells)} strip cells'
+    tips = [c.find_all('title')[0].text() for c in cells]
+    assert all(re.match(r'^\d\d:\d\d\u2013\d\d:\d\d UTC: ', t) for t in tips), tips[:3]
+    assert re.search(r'% up of .* watched, \d+ outages?', tips[-1]), tips[-1]
     return text
+
+
+def measured(dom, name):
+    """{data-m: text} of the target's measured-values row."""
+    rows = [tr for tr in dom.root.find_all('tr', cls='measured')
+            if tr.attrs.get('data-target') == name]
+    assert len(rows) == 1, f'{name}: {len(rows)} measured rows'
+    return {n.attrs['data-m']: n.text().strip() for n in rows[0].find_all(cls='m')}
+
+
+def page_script(dom, text):
+    """The page's one script: inline, with a nonce, no src."""
+    scripts = dom.root.find_all('script')
+    assert len(scripts) == 1, f'{len(scripts)} scripts'
+    assert 'src' not in scripts[0].attrs
+    assert text.lower().count('<script') == 1
+    return scripts[0]
 
 
 def external_refs(dom, text, port):
@@ -272,16 +306,24 @@ def test_dashboard_rows_for_default_targets(stack, daemon, tmp_path):
     assert list(rows) == list(d.json('/status')['targets']), list(rows)
     overall = dom.root.find_all(id='overall')
     assert len(overall) == 1 and overall[0].text().strip() in ('pass', 'warn'), overall
-    # it refreshes itself, and names what it is
-    refresh = [m for m in dom.root.find_all('meta')
-               if (m.attrs.get('http-equiv') or '').lower() == 'refresh']
-    assert refresh and re.match(r'^\s*\d+', refresh[0].attrs.get('content', '')), refresh
+    # what each check measured (SPEC 11)
+    pg = measured(dom, 'postgres')
+    assert re.match(r'^\d+$', pg['connections']) and pg['role'] == 'primary', pg
+    assert pg['bypass'] == '0', pg
+    pgb = measured(dom, 'pgbouncer')
+    assert re.match(r'^\d+$', pgb['pool-clients']) and pgb['waiting'] == '0', pgb
+    cache = measured(dom, 'redis-cache')
+    assert {'op-ping', 'op-set', 'op-get', 'op-del', 'memory', 'clients'} <= set(cache), cache
+    celery = measured(dom, 'redis-celery')
+    assert 'queue-length' in celery and 'consumers' in celery, celery
+    # it refreshes itself: in place with scripts, by <meta refresh> without
+    served = d.get('/status?format=html')[2].decode()
+    assert re.search(r'<noscript><meta http-equiv="refresh" content="\d+"></noscript>', served)
     assert 'hdms-healthd' in dom.root.find_all('title')[0].text()
-    # self-contained: no script, nothing from another host
-    assert not dom.root.find_all('script') and '<script' not in text.lower()
+    # self-contained: one inline script, nothing from another host
+    page_script(dom, text)
     assert not dom.root.find_all('link') and not dom.root.find_all('iframe')
     assert external_refs(dom, text, d.port) == []
-    served = d.get('/status?format=html')[2].decode()
     assert external_refs(DOM(served), served, d.port) == []
     path = screenshot(tmp_path, url, 'dashboard.png')
     print(f'screenshot: {path}')
@@ -303,16 +345,17 @@ def test_server_error_with_markup_renders_as_text(redis_server, daemon, tmp_path
         assert fake.commands, 'the daemon never talked to the fake server'
 
         served = d.get('/status?format=html')[2].decode()
-        assert '<script' not in served.lower(), 'markup from the server reached the page'
+        assert served.lower().count('<script') == 1, 'markup from the server reached the page'
+        assert XSS not in served
         assert html.escape(XSS, quote=True) in served or \
             '&lt;script&gt;alert(1)&lt;/script&gt;' in served, served
 
         url = d.url('/status?format=html')
         text, seen = dump_with_statuses(d, tmp_path, url)
         dom = DOM(text)
-        # no script element was created; the text is in the DOM as text
-        assert not dom.root.find_all('script'), 'a <script> element was created'
-        assert '<script' not in text.lower()
+        # no script element was created (the page's own is the only one);
+        # the text is in the DOM as text
+        page_script(dom, text)
         assert '&lt;script&gt;alert(1)&lt;/script&gt;' in text
         rows = target_rows(dom)
         assert set(rows) == {'redis-cache', 'redis-channels', 'redis-celery', 'evil-redis'}
@@ -379,5 +422,72 @@ def test_token_basic_auth_for_browsers(redis_server, daemon, tmp_path):
     # (headless Chromium answers the Basic challenge by dumping nothing)
     assert 'data-target' not in chromium(tmp_path, d.url('/status?format=html'), '--dump-dom')
     url = f'http://anyone:{TOKEN}@127.0.0.1:{d.port}/status?format=html'
-    dom = DOM(dump_dom(tmp_path, url))
+    dom = DOM(chromium(tmp_path, url, '--virtual-time-budget=11000', '--dump-dom'))
     assert set(target_rows(dom)) == {'redis-cache', 'redis-channels', 'redis-celery'}
+    # and its in-place updates authenticate too (no credentials in the fetch URL)
+    html_el = dom.root.find_all('html')[0]
+    assert int(html_el.attrs.get('data-updates', '0')) >= 1, \
+        (html_el.attrs, dom.root.find_all(id='note')[0].text())
+
+
+def test_dashboard_updates_in_place_and_shows_the_record(redis_server, daemon, tmp_path):
+    """Issue 11: the timeline shows a real outage, the celery row the queue
+    length the test pushed, and the page updates itself without a reload."""
+    state = str(tmp_path / 'state.json')
+    d = daemon(config_text=redis_config(redis_server.redis_port, interval='500ms',
+                                        timeout='250ms', extra=f'state_file = {state}\n'))
+    d.wait_for(lambda: set(statuses(d).values()) <= {'pass', 'warn'}, timeout=10,
+               what='all up')
+    redis_server.kill_redis()
+    d.wait_for(lambda: statuses(d)['redis-cache'] == 'fail', timeout=10, what='cache down')
+    redis_server.start_redis()  # without persistence: an empty queue
+    redis_server.redis_cli('-n', '2', 'RPUSH', 'celery', *[f'job{i}' for i in range(7)])
+    d.wait_for(lambda: set(statuses(d).values()) <= {'pass', 'warn'}, timeout=10,
+               what='all up again')
+    d.wait_for(lambda: d.json('/status')['targets']['redis-celery'].get('lastResult', {})
+               .get('status') in ('pass', 'warn') and
+               'data-queue="celery">7<' in d.get('/status?format=html')[2].decode(), timeout=10,
+               what='the queue length in the page')
+
+    # the CSP: nothing but this page's own nonce'd script and style
+    status, hdrs, body = d.get('/status?format=html')
+    csp = hdrs['Content-Security-Policy']
+    nonce = re.search(r"script-src 'nonce-([A-Za-z0-9+/=]{16,})'", csp).group(1)
+    assert "default-src 'none'" in csp and 'unsafe-inline' not in csp and \
+        'http' not in csp, csp
+    served = DOM(body.decode())
+    assert page_script(served, body.decode()).attrs.get('nonce') == nonce
+    assert served.root.find_all('style')[0].attrs.get('nonce') == nonce
+    assert nonce not in d.get('/status?format=html')[1]['Content-Security-Policy']
+
+    # 11 s of the page's time: the script fetches the page twice and swaps
+    # the parts that change (html[data-updates] counts the swaps, data-first
+    # keeps the time of the page first loaded: a reload would reset both)
+    url = d.url('/status?format=html')
+    text = chromium(tmp_path, url, '--virtual-time-budget=11000', '--dump-dom')
+    dom = DOM(text)
+    html_el = dom.root.find_all('html')[0]
+    assert int(html_el.attrs.get('data-updates', '0')) >= 1, html_el.attrs
+    first = int(html_el.attrs['data-first'])
+    generated = dom.root.find_all(id='generated')
+    assert len(generated) == 1 and int(generated[0].attrs['data-t']) > first, \
+        (first, generated[0].attrs)
+    rows = target_rows(dom)
+    assert set(rows) == {'redis-cache', 'redis-channels', 'redis-celery'}
+    for name in rows:
+        check_row(rows[name], name, {'pass', 'warn'})
+    assert measured(dom, 'redis-celery')['queue-length'] == '7'
+    # the timeline: the transition to fail and the end of the outage
+    evs = dom.root.find_all('li', cls='ev')
+    trans = [e for e in evs if e.attrs.get('data-type') == 'transition'
+             and 'redis-cache' in e.text() and 'fail' in e.text()]
+    assert trans, [e.text() for e in evs]
+    assert any(e.attrs.get('data-type') == 'outage_end' and 'redis-cache' in e.text()
+               for e in evs), [e.text() for e in evs]
+    ids = [int(e.attrs['data-id']) for e in evs]
+    assert ids == sorted(ids, reverse=True)
+    # the strip's last cell tells of the outage
+    tip = rows['redis-cache'].find_all('svg', cls='strip')[0].find_all('rect')[-1].text()
+    assert re.search(r'[1-9]\d* outages?', tip), tip
+    path = screenshot(tmp_path, url, 'dashboard-record.png', size=(1280, 900))
+    print(f'screenshot: {path}')

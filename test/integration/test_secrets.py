@@ -34,7 +34,8 @@ ALL_TARGETS = ('postgres', 'pgbouncer', 'redis-cache', 'redis-channels', 'redis-
 TIMINGS = {'HEALTHD_INTERVAL': '1s', 'HEALTHD_TIMEOUT': '500ms', 'HEALTHD_LOG_LEVEL': 'debug'}
 PATHS = ['/livez', '/readyz', '/healthz', '/startupz', '/status', '/status?format=html',
          '/status?format=json', '/metrics', '/health/nope', '/nope', '/', '/status/',
-         '/metrics?x=1', '/livez?verbose=1'] + [f'/health/{t}' for t in ALL_TARGETS]
+         '/metrics?x=1', '/livez?verbose=1', '/events', '/events?limit=1000'] + \
+    [f'/health/{t}' for t in ALL_TARGETS]
 
 
 def canary_stack(make_stack):
@@ -168,10 +169,11 @@ def assert_no_hits(where, text, values_list):
 
 # ----- the tests
 
-def test_right_canaries_never_shown(make_stack, daemon, run_healthd):
+def test_right_canaries_never_shown(make_stack, daemon, run_healthd, tmp_path):
     stack = canary_stack(make_stack)
     env = secret_env(stack, CANARY)
-    d = daemon(env=env)
+    state = tmp_path / 'state.json'
+    d = daemon(env={**env, 'HEALTHD_STATE_FILE': str(state)})
     d.wait_for(lambda: set(statuses(d, CANARY['token']).values()) == {'pass'}, 20,
                what='every target to pass with the canary credentials')
     answers, codes = exercise(d, [CANARY])
@@ -184,12 +186,14 @@ def test_right_canaries_never_shown(make_stack, daemon, run_healthd):
     assert_no_hits('HTTP answers', answers, [CANARY])
     assert_no_hits('log lines', logs, [CANARY])
     assert_no_hits('--check-config / --once output', cli, [CANARY])
+    assert_no_hits('the state file', state.read_text(), [CANARY])
 
 
-def test_wrong_canaries_never_shown_in_failures(make_stack, daemon, run_healthd):
+def test_wrong_canaries_never_shown_in_failures(make_stack, daemon, run_healthd, tmp_path):
     stack = canary_stack(make_stack)
     env = secret_env(stack, WRONG)
-    d = daemon(env=env)
+    state = tmp_path / 'state.json'
+    d = daemon(env={**env, 'HEALTHD_STATE_FILE': str(state)})
     want = {'postgres': 'auth_failed', 'pgbouncer': 'auth_failed',
             'redis-cache': 'auth_failed'}
 
@@ -209,8 +213,10 @@ def test_wrong_canaries_never_shown_in_failures(make_stack, daemon, run_healthd)
     r = run_healthd(['--once', '--json', 'pgbouncer'], env=env_admin, timeout=60)
     assert 'admin_auth_failed' in r.stdout, r.stdout
     cli += r.stdout + r.stderr
+    assert 'auth_failed' in state.read_text()  # the failures were recorded, and searched
     for where, text in (('HTTP answers', answers), ('log lines', logs),
-                        ('--check-config / --once output', cli)):
+                        ('--check-config / --once output', cli),
+                        ('the state file', state.read_text())):
         assert_no_hits(where, text, [WRONG, CANARY])
 
 

@@ -1,5 +1,7 @@
 """The release build under valgrind memcheck: an outage, a reload and a
-clean stop, with no memory error and no leak."""
+clean stop, with no memory error and no leak; with a state file (the writer
+thread, restoring a changed target on reload, the final write) and a second
+start that restores it."""
 import os
 import signal
 import subprocess
@@ -17,12 +19,15 @@ def test_memcheck_outage_reload_stop(redis_server, daemon, tmp_path):
                        '--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect '
                        f'--log-file={log} {binary} "$@"\n')
     wrapper.chmod(0o755)
-    text = redis_config(redis_server.redis_port, interval='500ms', timeout='200ms')
+    state = tmp_path / 'state.json'
+    text = redis_config(redis_server.redis_port, interval='500ms', timeout='200ms',
+                        extra=f'state_file = {state}\nstate_interval = 500ms\n')
     text += '[target down]\nkind = postgres\nhost = 127.0.0.1\nport = 1\ncritical = no\n'
     d = daemon(config_text=text, binary=str(wrapper))
     d.wait_for(lambda: all_status(d, 'pass') is False and d.get('/readyz')[0] == 200,
                timeout=30, what='ready under valgrind')
-    for path in ('/status', '/metrics', '/status?format=html', '/readyz', '/nope'):
+    for path in ('/status', '/metrics', '/status?format=html', '/readyz', '/nope',
+                 '/events', '/events?type=transition&limit=2', '/events?limit=0'):
         d.get(path, timeout=10)
     redis_server.kill_redis(signal.SIGKILL)
     d.wait_for(lambda: d.get('/readyz', timeout=10)[0] == 503, timeout=30)
@@ -41,4 +46,21 @@ def test_memcheck_outage_reload_stop(redis_server, daemon, tmp_path):
     report = log.read_text()
     assert d.proc.returncode == 0, f'valgrind exit {d.proc.returncode}:\n{report[-4000:]}'
     assert 'HEAP SUMMARY' in report, 'valgrind did not run:\n' + report[-2000:]
+    assert 'ERROR SUMMARY: 0 errors' in report, report[-4000:]
+    assert '"type":"stop"' in state.read_text()
+
+    # a second start restores the file, then stops again
+    log.unlink()
+    d2 = daemon(config_text=text, binary=str(wrapper))
+    d2.wait_for(lambda: d2.get('/readyz', timeout=10)[0] == 200, timeout=30,
+                what='ready again under valgrind')
+    assert any(e['type'] == 'start' and e['restored'] for e in d2.json('/events', timeout=10)['events'])
+    d2.signal(signal.SIGTERM)
+    try:
+        d2.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        d2.proc.kill()
+        raise
+    report = log.read_text()
+    assert d2.proc.returncode == 0, f'valgrind exit {d2.proc.returncode}:\n{report[-4000:]}'
     assert 'ERROR SUMMARY: 0 errors' in report, report[-4000:]
