@@ -38,6 +38,13 @@ struct target_conf {
         char *admin_user;
         char *admin_password;
         char *sslmode;
+        /* libpq's files (paths, checked readable when the config is
+         * loaded); NULL: libpq's defaults under ~/.postgresql */
+        char *sslrootcert;
+        char *sslcert;
+        char *sslkey;
+        int64_t cert_expiry_warn_ms; /* 0: never warn */
+        bool tls;                    /* redis: always false (refused when set) */
         int64_t interval_ms;
         int64_t timeout_ms;
         int64_t retry_interval_ms;
@@ -78,6 +85,9 @@ struct config {
         long http_max_connections_per_ip;
         long http_memory_limit;
         bool default_targets;
+        /* HTTPS for the daemon's own endpoint: both or neither (SPEC 13) */
+        char *tls_cert_file;
+        char *tls_key_file;
         struct target_conf *targets;
         size_t ntargets;
 };

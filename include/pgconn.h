@@ -37,6 +37,8 @@ struct pgconn_params {
         const char *hostaddr; /* numeric, resolved by the engine */
         int port;
         const char *dbname, *user, *password, *sslmode;
+        /* libpq's TLS files; NULL: libpq's defaults */
+        const char *sslrootcert, *sslcert, *sslkey;
         double timeout_s; /* bound of the login */
 };
 
@@ -67,6 +69,11 @@ long long pgconn_num(const PGresult *r, int row, int col);
 /* After a failure: libpq's or our words (valid UTF-8) and a reason code. */
 const char *pgconn_error(const struct pgconn *c);
 const char *pgconn_reason(const struct pgconn *c);
+
+/* The server certificate's notAfter (Unix seconds), read once when the
+ * login was handed over; 0 when the connection is not over TLS (or not
+ * open).  Kept until the next connect. */
+long long pgconn_cert_not_after(const struct pgconn *c);
 
 /* PQescapeLiteral on this connection; free with PQfreemem.  NULL when not
  * connected or out of memory. */
