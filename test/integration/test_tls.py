@@ -10,8 +10,11 @@ meets a certificate for a name, the host-name mismatch of verify-full."""
 
 import os
 import re
+import shutil
+import signal
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -312,3 +315,166 @@ def test_bad_tls_files_refused(run_healthd, tmp_path, cas):
     pgb = next(s for s in sections if s.startswith('pgbouncer]'))
     assert 'sslmode = verify-full' in pg and f'sslrootcert = {good.cert}' in pg, pg
     assert 'sslmode = verify-ca' in pgb and f'sslrootcert = {good.cert}' in pgb, pgb
+
+
+# ---- HTTPS for the daemon's own endpoint ----
+
+HTTPS_CONF = """
+[daemon]
+tls_cert_file = {cert}
+tls_key_file = {key}
+
+[target cache]
+kind = redis
+host = 127.0.0.1
+port = {port}
+interval = 500ms
+timeout = 250ms
+"""
+
+
+def curl(*args):
+    return subprocess.run(['curl', '-sS', '--max-time', '5', *args], capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
+def served_cert(port):
+    """The PEM certificate the daemon's listener presents now."""
+    r = subprocess.run(['openssl', 's_client', '-connect', f'127.0.0.1:{port}',
+                        '-servername', 'localhost'],
+                       input='', capture_output=True, text=True, timeout=30, check=False)
+    m = re.search(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', r.stdout, re.S)
+    assert m, r.stdout + r.stderr
+    return m.group(0)
+
+
+def pem_of(path):
+    with open(path) as f:
+        return re.search(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----',
+                         f.read(), re.S).group(0)
+
+
+def test_https_listener(make_stack, daemon, run_healthd, cas):
+    """HTTPS through libmicrohttpd's GnuTLS: curl with the CA gets 200 on
+    /readyz and fails verification without it; plain HTTP gets no answer;
+    the probe subcommand verifies with --cacert, refuses without it, and
+    passes with --insecure."""
+    good, other = cas
+    st = make_stack(servers=('redis',))
+    cert, key = good.issue('web', 'IP:127.0.0.1,DNS:localhost')
+    d = daemon(config_text=HTTPS_CONF.format(cert=cert, key=key, port=st.redis_port))
+    base = f'https://127.0.0.1:{d.port}'
+    ok = {}
+
+    def ready():
+        ok['r'] = curl('--cacert', good.cert, '-o', '/dev/null', '-w', '%{http_code}',
+                       base + '/readyz')
+        return ok['r'].stdout == '200'
+    d.wait_for(ready, timeout=20, what=f'200 over HTTPS (last: {ok.get("r")})')
+
+    r = curl('-o', '/dev/null', base + '/readyz')  # the system's roots only
+    assert r.returncode == 60, (r.returncode, r.stderr)  # peer certificate cannot be verified
+    r = curl('--cacert', other.cert, '-o', '/dev/null', base + '/readyz')
+    assert r.returncode == 60, (r.returncode, r.stderr)
+    r = curl('-o', '/dev/null', f'http://127.0.0.1:{d.port}/readyz')
+    assert r.returncode != 0, 'plain HTTP answered on the HTTPS port'
+    assert any('(HTTPS)' in str(e.get('msg', e)) for e in d.logs()), d.logs()[:3]
+
+    r = run_healthd(['probe', '--cacert', good.cert, base + '/readyz'])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('200 ') and '"status":"pass"' in r.stdout, r.stdout
+    r = run_healthd(['probe', '--cacert', other.cert, base + '/readyz'])
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert 'certificate verify failed' in r.stderr, r.stderr
+    r = run_healthd(['probe', base + '/readyz'])
+    assert r.returncode == 1 and 'certificate verify failed' in r.stderr, r.stderr
+    r = run_healthd(['probe', '--insecure', base + '/readyz'])
+    assert r.returncode == 0 and r.stdout.startswith('200 '), (r.stdout, r.stderr)
+    # the default URL follows HEALTHD_TLS_CERT_FILE and HEALTHD_LISTEN
+    r = run_healthd(['probe', '--cacert', good.cert],
+                    env={'HEALTHD_LISTEN': f'127.0.0.1:{d.port}',
+                         'HEALTHD_TLS_CERT_FILE': cert})
+    assert r.returncode == 0 and r.stdout.startswith('200 '), (r.stdout, r.stderr)
+    # a certificate for another name is refused by the host check
+    r = run_healthd(['probe', '--cacert', good.cert, f'https://localhost:{d.port}/livez'])
+    assert r.returncode == 0, r.stderr  # localhost is in the certificate
+    r = run_healthd(['probe', '--cacert', good.cert, '--insecure', f'http://127.0.0.1:{d.port}/'])
+    assert r.returncode == 2, (r.stdout, r.stderr)
+
+
+def test_https_reload(make_stack, daemon, run_healthd, cas, tmp_path):
+    """SIGHUP re-reads the pair: a renewed certificate at the same path is
+    served to new connections; a pair whose key does not match, or a key
+    file that is gone, refuses the reload and the old certificate keeps
+    serving."""
+    good, _ = cas
+    st = make_stack(servers=('redis',))
+    first, first_key = good.issue('web1', 'IP:127.0.0.1')
+    second, second_key = good.issue('web2', 'IP:127.0.0.1')
+    cert = str(tmp_path / 'live.pem')
+    key = str(tmp_path / 'live.key')
+    shutil.copy(first, cert)
+    shutil.copy(first_key, key)
+    d = daemon(config_text=HTTPS_CONF.format(cert=cert, key=key, port=st.redis_port))
+    assert served_cert(d.port) == pem_of(first)
+
+    def reloads():
+        """Log lines that end a reload: taken or refused."""
+        return sum(1 for e in d.logs()
+                   if 'configuration reloaded' in str(e.get('msg', ''))
+                   or 'reload refused' in str(e.get('msg', '')))
+
+    # renewal: new files at the same paths, then SIGHUP
+    shutil.copy(second, cert)
+    shutil.copy(second_key, key)
+    before = reloads()
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: reloads() > before, timeout=10, what='the reload to be logged')
+    assert served_cert(d.port) == pem_of(second)
+    r = run_healthd(['probe', '--cacert', good.cert, f'https://127.0.0.1:{d.port}/livez'])
+    assert r.returncode == 0, r.stderr
+
+    # a mismatched pair: the new certificate with the old key
+    shutil.copy(first, cert)
+    before = reloads()
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: reloads() > before, timeout=10, what='the refusal to be logged')
+    refused = [e for e in d.logs() if 'reload refused' in str(e.get('msg', ''))]
+    assert refused and 'tls_cert_file' in str(refused[-1]), refused
+    assert served_cert(d.port) == pem_of(second)  # the old pair keeps serving
+    r = run_healthd(['probe', '--cacert', good.cert, f'https://127.0.0.1:{d.port}/livez'])
+    assert r.returncode == 0, r.stderr
+
+    # the key file gone: refused too, naming the key
+    os.unlink(key)
+    before = reloads()
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: reloads() > before, timeout=10, what='the refusal to be logged')
+    refused = [e for e in d.logs() if 'reload refused' in str(e.get('msg', ''))]
+    assert 'tls_key_file' in str(refused[-1]), refused[-1]
+    assert served_cert(d.port) == pem_of(second)
+    for e in d.logs():  # never the key's content
+        assert 'PRIVATE KEY' not in str(e), e
+
+
+def test_https_bad_pair_at_start(run_healthd, cas, tmp_path):
+    """A pair that does not belong together stops the start and
+    --check-config, naming the files; the key's content is never shown."""
+    good, _ = cas
+    cert, _ = good.issue('a', 'IP:127.0.0.1')
+    _, key = good.issue('b', 'IP:127.0.0.1')
+    conf = HTTPS_CONF.format(cert=cert, key=key, port=6379)
+    r = run_healthd(['--check-config'], config_text=conf)
+    assert r.returncode == 2, r.stdout
+    assert 'tls_cert_file' in r.stderr and 'tls_key_file' in r.stderr, r.stderr
+    with open(key) as f:
+        secret = f.read().split('\n')[1]
+    assert secret not in r.stderr + r.stdout
+    r = run_healthd(['-l', '127.0.0.1:1'], config_text=conf, timeout=20)
+    assert r.returncode != 0 and 'tls_cert_file' in r.stderr, r.stderr
+    # a good pair: --check-config shows the paths
+    cert2, key2 = good.issue('c', 'IP:127.0.0.1')
+    r = run_healthd(['--check-config'],
+                    config_text=HTTPS_CONF.format(cert=cert2, key=key2, port=6379))
+    assert r.returncode == 0, r.stderr
+    assert f'tls_cert_file = {cert2}' in r.stdout and f'tls_key_file = {key2}' in r.stdout
