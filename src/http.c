@@ -659,14 +659,13 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
             {MHD_OPTION_END, 0, NULL},
         };
         h->mhd = MHD_start_daemon(
-            flags, (uint16_t)cfg->listen_port, NULL, NULL, answer, h, MHD_OPTION_ARRAY,
-            h->tls ? tls_opts : &tls_opts[1], MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-            MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory_limit,
-            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_UNESCAPE_CALLBACK,
-            unescape_no_nul, NULL, MHD_OPTION_END);
+            flags, (uint16_t)cfg->listen_port, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_log, NULL, MHD_OPTION_ARRAY, h->tls ? tls_opts : &tls_opts[1], MHD_OPTION_SOCK_ADDR,
+            &ss, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)cfg->http_memory_limit, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_END);
         if (h->mhd == NULL) {
                 snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
                          cfg->listen_host, cfg->listen_port);

@@ -12,40 +12,14 @@ import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 
 import pytest
 
-from tlsca import CertAuthority
+from tlsca import CertAuthority, enable_pg_tls, pg_speaks_tls
 
 DB_NAME = 'db.test'
-
-
-def pg_speaks_tls(port):
-    """True when the server answers an SSLRequest with 'S'."""
-    with socket.create_connection(('127.0.0.1', port), timeout=2) as s:
-        s.sendall(struct.pack('!II', 8, 80877103))
-        return s.recv(1) == b'S'
-
-
-def enable_pg_tls(st, cert, key):
-    """Turn TLS on in the stack's PostgreSQL without a restart (libraries.md
-    section 10): files in PGDATA owned by the server's user, mode 0600."""
-    for src, name in ((cert, 'server.pem'), (key, 'server.key')):
-        with open(src) as f:
-            st._write(os.path.join(st.pgdata, name), f.read(), mode=0o600)
-    for sql in ("ALTER SYSTEM SET ssl_cert_file = 'server.pem'",
-                "ALTER SYSTEM SET ssl_key_file = 'server.key'",
-                "ALTER SYSTEM SET ssl = on",
-                "SELECT pg_reload_conf()"):
-        st.psql(sql, db='postgres')
-    deadline = time.monotonic() + 10
-    while not pg_speaks_tls(st.pg_port):
-        assert time.monotonic() < deadline, 'PostgreSQL did not turn TLS on'
-        time.sleep(0.05)
 
 
 def pg_target(name, host, port, ca=None, sslmode='verify-full', extra=''):
