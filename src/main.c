@@ -54,6 +54,9 @@ static const char usage_text[] =
     "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
     "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
     "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n"
+    "TLS: POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT, PGBOUNCER_SSLMODE, PGBOUNCER_SSLROOTCERT\n"
+    "(sslmode, sslrootcert, sslcert, sslkey, cert_expiry_warn per target in the file);\n"
+    "HEALTHD_TLS_CERT_FILE and HEALTHD_TLS_KEY_FILE make the endpoint serve HTTPS.\n"
     "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
     "status, reload, watchdog and stopping messages.\n";
 
