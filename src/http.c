@@ -650,7 +650,8 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
                         free(h);
                         return NULL;
                 }
-                http_tls_use(h, t);
+                http_tls_free(serving); /* none: one HTTP front per process */
+                serving = t;
                 h->tls = true;
                 flags |= MHD_USE_TLS;
         }
