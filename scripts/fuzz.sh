@@ -125,10 +125,10 @@ obj() {
 # What each target links; http.c needs the engine and the renderers, so
 # fuzz_http_route links every module but main.c.
 declare -A deps=(
-        [config]="config-sandboxed config_keys-sandboxed config_ini-sandboxed config_compose-sandboxed textutil log"
+        [config]="config-sandboxed config_keys-sandboxed config_ini-sandboxed config_compose-sandboxed textutil log clock"
         [redis_info]="redis_info textutil"
         [pgb_show]="pgb_show textutil"
-        [text]="textutil config_keys log"
+        [text]="textutil config_keys log clock"
 )
 all_modules=$(find src -name '*.c' ! -name main.c -printf '%f\n' | sed 's/\.c$//' | sort | tr '\n' ' ')
 deps[http_route]=$all_modules
