@@ -7,6 +7,7 @@
  * left on a closed fd number never fires for the next socket that gets the
  * same number: libraries.md, libpq). */
 #include "pgconn.h"
+#include "clock.h"
 #include "log.h"
 #include "pglogin.h"
 #include "readcap.h"
@@ -45,6 +46,8 @@ struct pgconn {
         char sqlstate[6];
         const char *reason;  /* set when we, not the server, judged the failure */
         long long not_after; /* the server certificate's, 0: no TLS */
+        double cert_warn_s;  /* from the params: see pgconn_params */
+        double login_at;     /* mono_now() when the login was handed over */
 };
 
 /* ---- reasons ---- */
@@ -250,6 +253,7 @@ static void logged_in(PGconn *conn, const char *err, void *arg)
         }
         c->conn = conn;
         c->not_after = peer_not_after(conn);
+        c->login_at = mono_now();
         PQsetNoticeProcessor(conn, on_notice, c);
         if (PQsetnonblocking(conn, 1) != 0) {
                 fail(c, NULL, PQerrorMessage(conn));
@@ -275,6 +279,7 @@ void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb c
         pgconn_close(c);
         c->cb = cb;
         c->not_after = 0;
+        c->cert_warn_s = p->cert_warn_s;
         char port[16];
         snprintf(port, sizeof(port), "%d", p->port);
         const char *keys[16], *vals[16];
@@ -478,7 +483,15 @@ bool pgconn_usable(const struct pgconn *c)
 {
         /* libpq marks a connection bad (and drops its socket) on a protocol
          * violation even when the query's callback has run */
-        return c->st == PGCONN_IDLE && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
+        if (c->st != PGCONN_IDLE || c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+                return false;
+        /* a certificate near its end is read again now and then: once the
+         * server has a renewed one, the warning ends within a minute */
+        if (c->not_after > 0 && c->cert_warn_s > 0 &&
+            wall_now() >= (double)c->not_after - c->cert_warn_s &&
+            mono_now() - c->login_at >= PGCONN_CERT_RECHECK_S)
+                return false;
+        return true;
 }
 
 bool pgconn_closed(const struct pgconn *c)

@@ -326,6 +326,7 @@ static void admin_start(struct pgb_probe *p)
                                    .sslrootcert = tc->sslrootcert,
                                    .sslcert = tc->sslcert,
                                    .sslkey = tc->sslkey,
+                                   .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
                                    .timeout_s = (double)tc->timeout_ms / 1000.0};
         pgconn_connect(p->admin, &cp, admin_connected);
 }
@@ -459,6 +460,7 @@ static void start(void *vp, const char *addr)
                                            .sslrootcert = tc->sslrootcert,
                                            .sslcert = tc->sslcert,
                                            .sslkey = tc->sslkey,
+                                           .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
                                            .timeout_s = (double)tc->timeout_ms / 1000.0};
                 pgconn_connect(p->pooler, &cp, pooler_connected);
         }

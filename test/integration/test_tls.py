@@ -180,11 +180,24 @@ def test_postgres_certificate_expiring_soon(make_stack, daemon, fakedns, cas):
     assert metric(d, 'tls_cert_expiry_timestamp_seconds', 'soon') == not_after
     check = d.json('/status')['checks']['soon:certificateExpiry'][0]
     assert check['status'] == 'warn', check
-    # a warn is still ready (SPEC 3): the database works
-    assert d.get('/readyz')[0] == 200
 
     reason, output, _ = wait_result(d, 'relaxed', 'pass')
     assert metric(d, 'tls_cert_expiry_timestamp_seconds', 'relaxed') == not_after
+    # a warn is still ready (SPEC 3): the database works
+    assert d.get('/readyz')[0] == 200
+
+    # Renewal: PostgreSQL gets a certificate for 30 days and reloads.  The
+    # persistent connection still holds the old one, so while it is within
+    # its warning window the daemon logs in afresh once a minute
+    # (PGCONN_CERT_RECHECK_S), and the warning ends without an outage.
+    renewed, renewed_key = good.issue('pg-renewed', f'DNS:{DB_NAME}', days=30)
+    enable_pg_tls(st, renewed, renewed_key)
+    new_after = CertAuthority.not_after(renewed)
+    reason, output, detail = wait_result(d, 'soon', 'pass', timeout=120)
+    assert metric(d, 'tls_cert_expiry_timestamp_seconds', 'soon') == new_after
+    assert detail['tls']['daysLeft'] > 28, detail['tls']
+    # unknown -> warn -> pass, and no check failed on the way
+    assert detail['transitions'] == 2 and detail['failures'] == 0, detail
 
 
 def test_pgbouncer_client_tls(make_stack, daemon, fakedns, cas):
