@@ -38,6 +38,13 @@ struct target_conf {
         char *admin_user;
         char *admin_password;
         char *sslmode;
+        /* libpq's files (paths, checked readable when the config is
+         * loaded); NULL: libpq's defaults under ~/.postgresql */
+        char *sslrootcert;
+        char *sslcert;
+        char *sslkey;
+        int64_t cert_expiry_warn_ms; /* 0: never warn */
+        bool tls;                    /* redis: always false (refused when set) */
         int64_t interval_ms;
         int64_t timeout_ms;
         int64_t retry_interval_ms;
@@ -81,6 +88,9 @@ struct config {
         char *state_file;          /* SPEC 11; NULL: nothing persisted */
         int64_t state_interval_ms; /* write at least this often (default 60 s) */
         long events_max;           /* events kept in the journal (default 1000) */
+        /* HTTPS for the daemon's own endpoint: both or neither (SPEC 13) */
+        char *tls_cert_file;
+        char *tls_key_file;
         struct target_conf *targets;
         size_t ntargets;
 };

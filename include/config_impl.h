@@ -43,7 +43,8 @@ struct key_type {
 };
 
 extern const struct key_type type_str, type_secret, type_secret_file, type_int, type_long,
-    type_port, type_dur, type_bool, type_ratio, type_enum, type_word, type_queues, type_listen;
+    type_port, type_dur, type_bool, type_ratio, type_enum, type_word, type_queues, type_listen,
+    type_file, type_keyfile, type_redis_tls;
 
 struct key {
         const char *name;
@@ -58,7 +59,7 @@ struct key {
          * set the key (a NULL string or a zero port). */
         const char *kind_def[3];
         unsigned flags;
-        long min, max;            /* type_int, type_long; type_dur: min in ms, when not 0 */
+        long min, max;            /* type_int, type_long; type_dur: min and max in ms, when not 0 */
         const char *const *words; /* type_enum, type_word: the accepted values */
         int nwords;
         const char *words_what; /* type_word: what the value must be, for errors */

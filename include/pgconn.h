@@ -27,6 +27,10 @@
  * 16 MiB is some 80,000 of them); a sender past this is not a database. */
 #define PGCONN_REPLY_MAX (16u << 20)
 
+/* Seconds a connection whose server certificate is about to expire is
+ * kept before the next check logs in again (see cert_warn_s). */
+#define PGCONN_CERT_RECHECK_S 60.0
+
 struct pgconn;
 
 typedef void (*pgconn_cb)(struct pgconn *c, bool ok, void *arg);
@@ -37,6 +41,13 @@ struct pgconn_params {
         const char *hostaddr; /* numeric, resolved by the engine */
         int port;
         const char *dbname, *user, *password, *sslmode;
+        /* libpq's TLS files; NULL: libpq's defaults */
+        const char *sslrootcert, *sslcert, *sslkey;
+        /* cert_expiry_warn in seconds (0: none): while the server
+         * certificate is within it, the connection is not reused for more
+         * than PGCONN_CERT_RECHECK_S, so that a renewed certificate is seen
+         * at the next login instead of whenever the connection drops */
+        double cert_warn_s;
         double timeout_s; /* bound of the login */
 };
 
@@ -53,7 +64,8 @@ void pgconn_query(struct pgconn *c, const char *sql, int nresults, pgconn_cb cb)
 /* Ends whatever is in flight without a callback and closes. */
 void pgconn_close(struct pgconn *c);
 
-bool pgconn_usable(const struct pgconn *c); /* IDLE and good */
+/* IDLE and good, and not due for a fresh login (cert_warn_s) */
+bool pgconn_usable(const struct pgconn *c);
 bool pgconn_closed(const struct pgconn *c);
 bool pgconn_logging_in(const struct pgconn *c);
 const char *pgconn_role(const struct pgconn *c);
@@ -71,6 +83,11 @@ const char *pgconn_reason(const struct pgconn *c);
 /* After a failed query: true when the session is sound enough to keep for
  * the next check (the server cancelled the statement at its timeout). */
 bool pgconn_kept_after_error(const struct pgconn *c);
+
+/* The server certificate's notAfter (Unix seconds), read once when the
+ * login was handed over; 0 when the connection is not over TLS (or not
+ * open).  Kept until the next connect. */
+long long pgconn_cert_not_after(const struct pgconn *c);
 
 /* PQescapeLiteral on this connection; free with PQfreemem.  NULL when not
  * connected or out of memory. */

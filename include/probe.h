@@ -59,6 +59,9 @@ struct probe_result {
         long long usable_connections; /* max_connections minus reserved slots */
         bool in_recovery;
         char server_version[32];
+        /* postgres, pgbouncer: the server certificate's notAfter (Unix
+         * seconds), 0 when the connection is not over TLS or unknown */
+        long long cert_not_after;
         /* pgbouncer */
         int npools;
         struct pool_wait pools[MAX_POOLS];
@@ -73,6 +76,12 @@ void probe_result_set(struct probe_result *r, enum status st, const char *reason
  * first reason of the worst status, appends the message. */
 void probe_result_worsen(struct probe_result *r, enum status st, const char *reason,
                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Records the server certificate's notAfter in r and warns (reason
+ * cert_expiring) when it is within `warn_ms` of `now` (wall clock, s), or
+ * past; 0 for not_after means no TLS: nothing recorded.  `warn_ms` 0 never
+ * warns. */
+void probe_judge_cert(struct probe_result *r, long long not_after, int64_t warn_ms, double now);
 
 struct target;
 

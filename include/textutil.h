@@ -65,7 +65,7 @@ size_t utf8_vsnprintf(char *dst, size_t size, const char *fmt, va_list ap)
 
 /*
  * Parse a duration into milliseconds: a decimal number with a unit "ms",
- * "s" or "m" ("250ms", "2s", "1.5s", "1m"). The only unitless value
+ * "s", "m", "h" or "d" ("250ms", "2s", "1.5s", "1m", "14d"). The only unitless value
  * accepted is "0", so that "2" can never mean 2 ms to one reader and 2 s to
  * another. Rejects negative numbers, signs, blanks, empty input, trailing
  * junk, fractions finer than a millisecond ("0.5ms", "1.0001s") and values

@@ -35,6 +35,9 @@ void cfg_target_clear(struct target_conf *t)
                 explicit_bzero(t->admin_password, strlen(t->admin_password));
         free(t->admin_password);
         free(t->sslmode);
+        free(t->sslrootcert);
+        free(t->sslcert);
+        free(t->sslkey);
         free(t->app_user);
 }
 
@@ -112,6 +115,12 @@ static int finish_targets(struct config *cfg, const char *file, const int *lines
                         key = "retry_interval", why = "must be at least 1ms";
                 else if (t->kind == KIND_PGBOUNCER && t->pool_size_min > t->pool_size_max)
                         key = "pool_size_min", why = "is above pool_size_max";
+                /* Without its partner libpq would look in ~/.postgresql,
+                 * which a daemon's user rarely has: say so now. */
+                else if (t->sslcert != NULL && t->sslkey == NULL)
+                        key = "sslcert", why = "needs sslkey (the client certificate's key)";
+                else if (t->sslkey != NULL && t->sslcert == NULL)
+                        key = "sslkey", why = "needs sslcert (the certificate of that key)";
                 if (why != NULL) {
                         char where[300];
                         if (lines != NULL && lines[i] > 0)
@@ -232,6 +241,13 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
                          where, cfg->http_max_connections_per_ip, cfg->http_max_connections);
                 goto fail;
         }
+        if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL)) {
+                const char *given = cfg->tls_cert_file != NULL ? "tls_cert_file" : "tls_key_file";
+                daemon_where(cfg, dlines, given, where, sizeof(where));
+                snprintf(err, errlen, "%s: needs %s too (HTTPS takes a certificate and its key)",
+                         where, cfg->tls_cert_file != NULL ? "tls_key_file" : "tls_cert_file");
+                goto fail;
+        }
         if (finish_targets(cfg, cfg->file, lines, err, errlen) != 0)
                 goto fail;
         free(lines);
@@ -258,6 +274,8 @@ void config_free(struct config *cfg)
         free(cfg->status_token);
         free(cfg->nameservers);
         free(cfg->state_file);
+        free(cfg->tls_cert_file);
+        free(cfg->tls_key_file);
         free(cfg);
 }
 
@@ -299,7 +317,8 @@ bool target_conf_equal(const struct target_conf *a, const struct target_conf *b)
             !str_eq(a->dbname, b->dbname) || !str_eq(a->user, b->user) ||
             !str_eq(a->password, b->password) || !str_eq(a->admin_user, b->admin_user) ||
             !str_eq(a->admin_password, b->admin_password) || !str_eq(a->sslmode, b->sslmode) ||
-            !str_eq(a->app_user, b->app_user))
+            !str_eq(a->sslrootcert, b->sslrootcert) || !str_eq(a->sslcert, b->sslcert) ||
+            !str_eq(a->sslkey, b->sslkey) || !str_eq(a->app_user, b->app_user))
                 return false;
         for (int i = 0; i < a->nqueues; i++)
                 if (!str_eq(a->queues[i], b->queues[i]))
@@ -311,7 +330,8 @@ bool target_conf_equal(const struct target_conf *a, const struct target_conf *b)
                a->connections_warn == b->connections_warn &&
                a->maxwait_warn_ms == b->maxwait_warn_ms && a->clients_warn == b->clients_warn &&
                a->pool_size_min == b->pool_size_min && a->pool_size_max == b->pool_size_max &&
-               a->queue_warn == b->queue_warn && a->headroom_warn == b->headroom_warn;
+               a->queue_warn == b->queue_warn && a->headroom_warn == b->headroom_warn &&
+               a->cert_expiry_warn_ms == b->cert_expiry_warn_ms;
 }
 
 /* ---- printing ---- */

@@ -53,6 +53,22 @@ static int env_port(char *const *envp, const char *name, int def, int *out, char
         return 0;
 }
 
+/* A target key from an environment variable, through the key table (so the
+ * same checks apply: a known sslmode, a readable file). */
+static int env_key(char *const *envp, const char *name, struct target_conf *t, const char *key,
+                   char *err, size_t errlen)
+{
+        const char *v = cfg_env_get(envp, name);
+        if (v == NULL || v[0] == '\0')
+                return 0;
+        char why[300];
+        if (config_key_set(config_key_find(true, key), t, v, why, sizeof(why)) != 0) {
+                snprintf(err, errlen, "environment: %s: %s", name, why);
+                return -1;
+        }
+        return 0;
+}
+
 int config_compose_targets(struct config *cfg, char *const *envp, char *err, size_t errlen)
 {
         const char *pg_user = envd(envp, "POSTGRES_USER", "hdms");
@@ -76,6 +92,9 @@ int config_compose_targets(struct config *cfg, char *const *envp, char *err, siz
         t->user = cfg_strdup(hd_user);
         t->password = cfg_strdup(hd_pw);
         t->app_user = cfg_strdup(app_user);
+        if (env_key(envp, "POSTGRES_SSLMODE", t, "sslmode", err, errlen) != 0 ||
+            env_key(envp, "POSTGRES_SSLROOTCERT", t, "sslrootcert", err, errlen) != 0)
+                goto out;
 
         t = cfg_target_add(cfg, "pgbouncer");
         t->kind = KIND_PGBOUNCER;
@@ -86,7 +105,9 @@ int config_compose_targets(struct config *cfg, char *const *envp, char *err, siz
         t->user = cfg_strdup(hd_user);
         t->password = cfg_strdup(hd_pw);
         t->admin_user = cfg_strdup(envd(envp, "PGBOUNCER_ADMIN_USER", "pgbouncer"));
-        if (env_secret(envp, "PGBOUNCER_ADMIN_PASSWORD", &t->admin_password, err, errlen) != 0)
+        if (env_secret(envp, "PGBOUNCER_ADMIN_PASSWORD", &t->admin_password, err, errlen) != 0 ||
+            env_key(envp, "PGBOUNCER_SSLMODE", t, "sslmode", err, errlen) != 0 ||
+            env_key(envp, "PGBOUNCER_SSLROOTCERT", t, "sslrootcert", err, errlen) != 0)
                 goto out;
 
         static const char *const names[] = {"redis-cache", "redis-channels", "redis-celery"};

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define D(f) offsetof(struct config, f)
 #define T(f) offsetof(struct target_conf, f)
@@ -62,6 +63,8 @@ const struct key config_keys[] = {
     {"state_file", S_DAEMON, &type_str, D(state_file)},
     {"state_interval", S_DAEMON, &type_dur, D(state_interval_ms), 0, "60s", .min = 100},
     {"events_max", S_DAEMON, &type_long, D(events_max), 0, "1000", .min = 10, .max = 100000},
+    {"tls_cert_file", S_DAEMON, &type_file, D(tls_cert_file)},
+    {"tls_key_file", S_DAEMON, &type_file, D(tls_key_file)},
 
     {"kind", K_ALL, &type_enum, T(kind), ENUM(kind_words)},
     {"host", K_ALL, &type_str, T(host), .kind_def = {"localhost", "localhost", "localhost"}},
@@ -77,6 +80,13 @@ const struct key config_keys[] = {
     {"admin_password_file", K_PGB, &type_secret_file, T(admin_password), .flags = KF_SECRET},
     {"sslmode", K_PG | K_PGB, &type_word, T(sslmode), .kind_def = {NULL, "prefer", "prefer"},
      ENUM(sslmode_words), .words_what = "a libpq sslmode"},
+    {"sslrootcert", K_PG | K_PGB, &type_file, T(sslrootcert)},
+    {"sslcert", K_PG | K_PGB, &type_file, T(sslcert)},
+    {"sslkey", K_PG | K_PGB, &type_keyfile, T(sslkey)},
+    /* up to ten years: a certificate's whole life */
+    {"cert_expiry_warn", K_PG | K_PGB, &type_dur, T(cert_expiry_warn_ms), 0, "14d",
+     .max = 3650L * 86400000L},
+    {"tls", K_REDIS, &type_redis_tls, T(tls), 0, "no"},
     {"interval", K_ALL, &type_dur, T(interval_ms), .flags = KF_INHERIT},
     {"timeout", K_ALL, &type_dur, T(timeout_ms), .flags = KF_INHERIT},
     {"retry_interval", K_ALL, &type_dur, T(retry_interval_ms), .flags = KF_INHERIT},
@@ -329,10 +339,14 @@ static int port_set(const struct key *k, void *base, const char *value, char *wh
 
 const struct key_type type_port = {port_set, int_print};
 
-/* The largest unit that gives a whole number: 2m, 1500ms. */
+/* The largest unit that gives a whole number: 14d, 2m, 1500ms. */
 static void format_dur(char *v, size_t len, int64_t ms)
 {
-        if (ms % 60000 == 0 && ms != 0)
+        if (ms % 86400000 == 0 && ms != 0)
+                snprintf(v, len, "%lldd", (long long)(ms / 86400000));
+        else if (ms % 3600000 == 0 && ms != 0)
+                snprintf(v, len, "%lldh", (long long)(ms / 3600000));
+        else if (ms % 60000 == 0 && ms != 0)
                 snprintf(v, len, "%lldm", (long long)(ms / 60000));
         else if (ms % 1000 == 0 && ms != 0)
                 snprintf(v, len, "%llds", (long long)(ms / 1000));
@@ -342,10 +356,13 @@ static void format_dur(char *v, size_t len, int64_t ms)
 
 static int dur_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
 {
-        int64_t ms;
-        if (parse_duration_ms(value, &ms) != 0 || ms > 86400000) {
+        int64_t ms, max = k->max > 0 ? k->max : 86400000;
+        if (parse_duration_ms(value, &ms) != 0 || ms > max) {
+                char maxs[32];
+                format_dur(maxs, sizeof(maxs), max);
                 snprintf(why, whylen,
-                         "'%s' is not a duration (a number with ms, s or m, up to 24h)", value);
+                         "'%s' is not a duration (a number with ms, s, m, h or d, up to %s)", value,
+                         maxs);
                 return -1;
         }
         if (ms < k->min) {
@@ -451,6 +468,99 @@ static int word_set(const struct key *k, void *base, const char *value, char *wh
 }
 
 const struct key_type type_word = {word_set, str_print};
+
+/* A file the daemon or libpq will read: checked when the configuration is
+ * loaded (at start and at every reload), so that a path that cannot be
+ * read is a configuration error naming the key, not a failed check later.
+ * `st` gets the file's stat. */
+static int file_check(const char *value, struct stat *st, char *why, size_t whylen)
+{
+        if (value[0] == '\0') {
+                snprintf(why, whylen, "empty value");
+                return -1;
+        }
+        if (strlen(value) > 1023) {
+                snprintf(why, whylen, "path longer than 1023 bytes");
+                return -1;
+        }
+        /* stat first: opening a FIFO for reading would wait for a writer */
+        if (stat(value, st) != 0) {
+                snprintf(why, whylen, "cannot read '%s': %s", value, strerror(errno));
+                return -1;
+        }
+        if (!S_ISREG(st->st_mode)) {
+                snprintf(why, whylen, "'%s' is not a regular file", value);
+                return -1;
+        }
+        FILE *f = fopen(value, "re");
+        if (f == NULL) {
+                snprintf(why, whylen, "cannot read '%s': %s", value, strerror(errno));
+                return -1;
+        }
+        fclose(f);
+        return 0;
+}
+
+static int file_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
+{
+        struct stat st;
+        if (file_check(value, &st, why, whylen) != 0)
+                return -1;
+        cfg_set_str(SLOT(char *, base, k), value);
+        return 0;
+}
+
+const struct key_type type_file = {file_set, str_print};
+
+/* A client private key for libpq, which refuses one that others may read
+ * (fe-secure-openssl.c, PostgreSQL 15): mode 0600 or less when owned by
+ * the user, 0640 or less when owned by root.  The same rule here turns
+ * what would be a failed login at every check into a configuration error
+ * at load. */
+static int keyfile_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
+{
+        struct stat st;
+        if (file_check(value, &st, why, whylen) != 0)
+                return -1;
+        bool loose = st.st_uid == 0 ? (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) != 0
+                                    : (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
+        if (loose) {
+                snprintf(why, whylen,
+                         "'%s' has group or world access (mode %04o); libpq requires u=rw (0600) "
+                         "or less when the file is owned by the daemon's user, u=rw,g=r (0640) or "
+                         "less when owned by root",
+                         value, (unsigned)(st.st_mode & 07777));
+                return -1;
+        }
+        cfg_set_str(SLOT(char *, base, k), value);
+        return 0;
+}
+
+const struct key_type type_keyfile = {keyfile_set, str_print};
+
+/* hiredis 0.14.1, the version in Debian 12, has no TLS: a Redis target that
+ * asks for it is refused rather than checked in clear text. */
+static int redis_tls_set(const struct key *k, void *base, const char *value, char *why,
+                         size_t whylen)
+{
+        bool b;
+        if (parse_bool(value, &b) != 0) {
+                snprintf(why, whylen, "'%s' is not yes or no", value);
+                return -1;
+        }
+        if (b) {
+                snprintf(why, whylen,
+                         "TLS to Redis is not supported: hiredis 0.14.1 (Debian 12) has no TLS, "
+                         "and checking in clear text a server meant to be reached over TLS "
+                         "would be wrong (use a TLS proxy such as stunnel on loopback, or "
+                         "leave tls = no)");
+                return -1;
+        }
+        *SLOT(bool, base, k) = false;
+        return 0;
+}
+
+const struct key_type type_redis_tls = {redis_tls_set, bool_print};
 
 /* Queue names, separated by commas or spaces, into the array at off and its
  * count at off2. */

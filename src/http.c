@@ -9,6 +9,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -38,7 +41,145 @@ struct http {
         struct cached status, ready, started;
         struct record *rec;
         struct record_stats rec_stats;
+        bool tls;
 };
+
+/* ---- HTTPS: the certificate pair ---- */
+
+#define TLS_MAX_CHAIN 16
+
+struct http_tls {
+        gnutls_pcert_st certs[TLS_MAX_CHAIN];
+        unsigned ncerts;
+        gnutls_privkey_t key;
+        long long not_after;
+        struct http_tls *next; /* on the retired list */
+};
+
+/* What the handshakes get.  GnuTLS's certificate callback has no closure
+ * argument (and MHD passes none), so the pair in service is the module's:
+ * one HTTP front per process.  A pair replaced by a reload is retired, not
+ * freed: a session that selected it keeps pointers into it until it ends
+ * (GnuTLS never frees what the callback returns), so retired pairs are
+ * freed when no connection is open. */
+static struct http_tls *serving;
+static struct http_tls *retired;
+
+void http_tls_free(struct http_tls *t)
+{
+        if (t == NULL)
+                return;
+        for (unsigned i = 0; i < t->ncerts; i++)
+                gnutls_pcert_deinit(&t->certs[i]);
+        if (t->key != NULL)
+                gnutls_privkey_deinit(t->key);
+        free(t);
+}
+
+static void free_datum(gnutls_datum_t *d, bool secret)
+{
+        if (d->data == NULL)
+                return;
+        if (secret)
+                gnutls_memset(d->data, 0, d->size);
+        gnutls_free(d->data);
+        d->data = NULL;
+}
+
+struct http_tls *http_tls_load(const char *cert_file, const char *key_file, char *err,
+                               size_t errlen)
+{
+        gnutls_datum_t cdat = {NULL, 0}, kdat = {NULL, 0};
+        gnutls_certificate_credentials_t cred = NULL;
+        struct http_tls *t = calloc(1, sizeof(*t));
+        if (t == NULL)
+                abort();
+        int rc = gnutls_load_file(cert_file, &cdat);
+        if (rc < 0) {
+                snprintf(err, errlen, "tls_cert_file '%s': %s", cert_file, gnutls_strerror(rc));
+                goto fail;
+        }
+        rc = gnutls_load_file(key_file, &kdat);
+        if (rc < 0) {
+                snprintf(err, errlen, "tls_key_file '%s': %s", key_file, gnutls_strerror(rc));
+                goto fail;
+        }
+        t->ncerts = TLS_MAX_CHAIN;
+        rc = gnutls_pcert_list_import_x509_raw(t->certs, &t->ncerts, &cdat, GNUTLS_X509_FMT_PEM, 0);
+        if (rc < 0 || t->ncerts == 0) {
+                t->ncerts = 0;
+                snprintf(err, errlen, "tls_cert_file '%s': not a PEM certificate chain: %s",
+                         cert_file, rc < 0 ? gnutls_strerror(rc) : "no certificate");
+                goto fail;
+        }
+        if ((rc = gnutls_privkey_init(&t->key)) < 0 ||
+            (rc = gnutls_privkey_import_x509_raw(t->key, &kdat, GNUTLS_X509_FMT_PEM, NULL, 0)) <
+                0) {
+                snprintf(err, errlen, "tls_key_file '%s': not a PEM private key: %s", key_file,
+                         gnutls_strerror(rc));
+                goto fail;
+        }
+        /* GnuTLS checks that the key belongs to the first certificate when
+         * it is given both: a mismatched pair is refused here, not at every
+         * handshake. */
+        if ((rc = gnutls_certificate_allocate_credentials(&cred)) < 0 ||
+            (rc = gnutls_certificate_set_x509_key_mem2(cred, &cdat, &kdat, GNUTLS_X509_FMT_PEM,
+                                                       NULL, 0)) < 0) {
+                snprintf(err, errlen, "tls_cert_file '%s' and tls_key_file '%s': %s", cert_file,
+                         key_file, gnutls_strerror(rc));
+                goto fail;
+        }
+        gnutls_x509_crt_t crt;
+        if (gnutls_pcert_export_x509(&t->certs[0], &crt) == 0) {
+                t->not_after = (long long)gnutls_x509_crt_get_expiration_time(crt);
+                gnutls_x509_crt_deinit(crt);
+        }
+        gnutls_certificate_free_credentials(cred);
+        free_datum(&cdat, false);
+        free_datum(&kdat, true);
+        return t;
+fail:
+        if (cred != NULL)
+                gnutls_certificate_free_credentials(cred);
+        free_datum(&cdat, false);
+        free_datum(&kdat, true);
+        http_tls_free(t);
+        return NULL;
+}
+
+long long http_tls_not_after(const struct http_tls *t)
+{
+        return t->not_after;
+}
+
+static int tls_select(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                      const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                      gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                      gnutls_privkey_t *privkey)
+{
+        (void)session;
+        (void)req_ca_dn;
+        (void)nreqs;
+        (void)pk_algos;
+        (void)pk_algos_length;
+        if (serving == NULL) {
+                *pcert_length = 0;
+                return -1;
+        }
+        *pcert = serving->certs;
+        *pcert_length = serving->ncerts;
+        *privkey = serving->key;
+        return 0;
+}
+
+static void free_retired(void)
+{
+        while (retired != NULL) {
+                struct http_tls *t = retired;
+                retired = t->next;
+                http_tls_free(t);
+        }
+}
 
 enum route http_route(const char *path, char *target, size_t tlen)
 {
@@ -573,7 +714,25 @@ static void on_mhd(evutil_socket_t fd, short what, void *arg)
                 before = after;
                 MHD_run(h->mhd);
         }
+        if (retired != NULL && connections(h) == 0)
+                free_retired();
         rearm(h);
+}
+
+bool http_tls_on(const struct http *h)
+{
+        return h->tls;
+}
+
+void http_tls_use(struct http *h, struct http_tls *t)
+{
+        if (serving != NULL) {
+                serving->next = retired;
+                retired = serving;
+        }
+        serving = t;
+        if (connections(h) == 0)
+                free_retired();
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -615,17 +774,37 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
                 return NULL;
         }
         unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
+        /* HTTPS: libmicrohttpd's GnuTLS, with the pair chosen per handshake
+         * by tls_select(), so a reload swaps it without re-binding. */
+        if (cfg->tls_cert_file != NULL) {
+                struct http_tls *t =
+                    http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, err, errlen);
+                if (t == NULL) {
+                        free(h);
+                        return NULL;
+                }
+                http_tls_free(serving); /* none: one HTTP front per process */
+                serving = t;
+                h->tls = true;
+                flags |= MHD_USE_TLS;
+        }
+        struct MHD_OptionItem tls_opts[] = {
+            {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_select},
+            {MHD_OPTION_END, 0, NULL},
+        };
         h->mhd = MHD_start_daemon(
             flags, (uint16_t)cfg->listen_port, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory_limit,
-            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_UNESCAPE_CALLBACK,
-            unescape_no_nul, NULL, MHD_OPTION_END);
+            mhd_log, NULL, MHD_OPTION_ARRAY, h->tls ? tls_opts : &tls_opts[1], MHD_OPTION_SOCK_ADDR,
+            &ss, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)cfg->http_memory_limit, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_END);
         if (h->mhd == NULL) {
                 snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
                          cfg->listen_host, cfg->listen_port);
+                http_tls_free(serving);
+                serving = NULL;
                 free(h);
                 return NULL;
         }
@@ -655,6 +834,10 @@ void http_free(struct http *h)
         event_free(h->ev_epoll);
         event_free(h->ev_timer);
         MHD_stop_daemon(h->mhd);
+        /* no session is left to point into a pair */
+        http_tls_free(serving);
+        serving = NULL;
+        free_retired();
         cache_set(&h->status, NULL, ST_UNKNOWN, 0);
         cache_set(&h->ready, NULL, ST_UNKNOWN, 0);
         cache_set(&h->started, NULL, ST_UNKNOWN, 0);

@@ -1,4 +1,5 @@
 /* hdms-healthd: argv, event base, signal events, startup and shutdown order. */
+#include "cmd_probe.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -9,20 +10,16 @@
 #include "sdnotify.h"
 #include "target.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +29,8 @@ static const char usage_text[] =
     "Usage: hdms-healthd [OPTIONS]                 run the daemon\n"
     "       hdms-healthd --check-config [-c FILE]  validate and print the configuration\n"
     "       hdms-healthd --once [--json] [TARGET...]  one round of checks, then exit\n"
-    "       hdms-healthd probe [URL]               HTTP GET for container healthchecks\n"
+    "       hdms-healthd probe [--cacert FILE] [--insecure] [URL]\n"
+    "                                              HTTP(S) GET for container healthchecks\n"
     "\n"
     "Health-check sidecar for PostgreSQL, PgBouncer and Redis: checks each target on\n"
     "timers and answers /livez, /readyz, /startupz, /health/TARGET, /status, /events\n"
@@ -52,12 +50,17 @@ static const char usage_text[] =
     "  -h, --help               show this help\n"
     "  -V, --version            show the version\n"
     "\n"
-    "probe [URL]: GET URL (default http://127.0.0.1:PORT/livez, PORT from HEALTHD_LISTEN\n"
-    "or 8080) with a 3 s timeout; exit 0 on 2xx/3xx, 1 otherwise.\n"
+    "probe [--cacert FILE] [--insecure] [URL]: GET URL (default\n"
+    "http://127.0.0.1:PORT/livez, PORT from HEALTHD_LISTEN or 8080; https:// when\n"
+    "HEALTHD_TLS_CERT_FILE is set) with a 3 s timeout; exit 0 on 2xx/3xx, 1 otherwise.\n"
+    "An https:// URL is verified against --cacert FILE (default: the system's roots).\n"
     "\n"
     "Environment: POSTGRES_*, PGBOUNCER_*, REDIS_*, CELERY_QUEUES feed the default\n"
     "targets; HEALTHD_<KEY> sets any [daemon] key (HEALTHD_LISTEN, HEALTHD_INTERVAL, ...);\n"
     "every secret X may come from the file named by X_FILE.  See hdms-healthd(8).\n"
+    "TLS: POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT, PGBOUNCER_SSLMODE, PGBOUNCER_SSLROOTCERT\n"
+    "(sslmode, sslrootcert, sslcert, sslkey, cert_expiry_warn per target in the file);\n"
+    "HEALTHD_TLS_CERT_FILE and HEALTHD_TLS_KEY_FILE make the endpoint serve HTTPS.\n"
     "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
     "status, reload, watchdog and stopping messages.\n";
 
@@ -163,6 +166,19 @@ static bool fit_nofile(const struct config *cfg, long http_max_connections, char
         return false;
 }
 
+/* One line naming the HTTPS certificate in service and its expiry (never
+ * anything of the key but its file's name). */
+static void log_tls_pair(const struct http_tls *t, const struct config *cfg, const char *what)
+{
+        char when[40] = "unknown";
+        time_t na = (time_t)http_tls_not_after(t);
+        struct tm tm;
+        if (na > 0 && gmtime_r(&na, &tm) != NULL)
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        log_msg(LOG_INFO, NULL, "%s %s (key %s), valid until %s", what, cfg->tls_cert_file,
+                cfg->tls_key_file, when);
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
         struct daemon *d = arg;
@@ -188,14 +204,33 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 config_free(n);
                 return;
         }
+        /* SIGHUP re-reads the HTTPS pair (a renewed certificate keeps its
+         * path); a pair that does not load refuses the whole reload, and the
+         * old one keeps serving. */
+        struct http_tls *pair = NULL;
+        if ((n->tls_cert_file != NULL) != http_tls_on(d->http))
+                log_msg(LOG_WARN, NULL, "reload: HTTPS is turned %s only on restart",
+                        http_tls_on(d->http) ? "off" : "on");
+        else if (n->tls_cert_file != NULL &&
+                 (pair = http_tls_load(n->tls_cert_file, n->tls_key_file, err, sizeof(err))) ==
+                     NULL) {
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                config_free(n);
+                return;
+        }
         /* Last of the steps that can refuse: nothing is half-applied. */
         bool ns_changed =
             (n->nameservers == NULL) != (d->cfg->nameservers == NULL) ||
             (n->nameservers != NULL && strcmp(n->nameservers, d->cfg->nameservers) != 0);
         if (ns_changed && resolver_set_nameservers(d->res, n->nameservers, err, sizeof(err)) != 0) {
                 log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                http_tls_free(pair);
                 config_free(n);
                 return;
+        }
+        if (pair != NULL) {
+                log_tls_pair(pair, n, "reload: HTTPS now serves");
+                http_tls_use(d->http, pair);
         }
         if (ns_changed)
                 log_msg(LOG_INFO, NULL, "reload: new lookups go to nameservers %s",
@@ -266,8 +301,9 @@ static int run_daemon(struct daemon *d)
         event_add(d->sig_hup, NULL);
         /* A signal that came early is delivered now, to libevent's handler. */
         unblock_early_signals();
-        log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d, %zu targets", HEALTHD_VERSION,
-                d->cfg->listen_host, d->cfg->listen_port, d->cfg->ntargets);
+        log_msg(LOG_INFO, NULL, "hdms-healthd %s listening on %s:%d%s, %zu targets",
+                HEALTHD_VERSION, d->cfg->listen_host, d->cfg->listen_port,
+                http_tls_on(d->http) ? " (HTTPS)" : "", d->cfg->ntargets);
         /* The listener is up: connections wait in its backlog until the loop runs. */
         d->sdn = sdnotify_new(d->base, d->eng);
         sdnotify_ready(d->sdn);
@@ -372,145 +408,6 @@ static int run_once(struct daemon *d, bool json)
         return agg == ST_FAIL ? 1 : 0;
 }
 
-/* ---- probe URL ---- */
-
-static int cmd_probe(int argc, char **argv)
-{
-        char url[1024];
-        if (argc > 2 ||
-            (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))) {
-                fprintf(argc > 2 ? stderr : stdout, "Usage: hdms-healthd probe [URL]\n");
-                return argc > 2 ? 2 : 0;
-        }
-        if (argc == 2) {
-                snprintf(url, sizeof(url), "%s", argv[1]);
-        } else {
-                char host[256];
-                int port = 8080;
-                const char *l = getenv("HEALTHD_LISTEN");
-                if (l != NULL && parse_listen(l, host, sizeof(host), &port) != 0)
-                        port = 8080;
-                snprintf(url, sizeof(url), "http://127.0.0.1:%d/livez", port);
-        }
-        if (strncmp(url, "http://", 7) != 0) {
-                fprintf(stderr, "hdms-healthd probe: only http:// URLs: %s\n", url);
-                return 2;
-        }
-        char hostport[300], path[700] = "/";
-        const char *hp = url + 7;
-        const char *slash = strchr(hp, '/');
-        size_t hl = slash != NULL ? (size_t)(slash - hp) : strlen(hp);
-        if (hl == 0 || hl >= sizeof(hostport)) {
-                fprintf(stderr, "hdms-healthd probe: bad URL: %s\n", url);
-                return 2;
-        }
-        memcpy(hostport, hp, hl);
-        hostport[hl] = '\0';
-        if (slash != NULL)
-                snprintf(path, sizeof(path), "%s", slash);
-        char host[300], portstr[16] = "80";
-        if (hostport[0] == '[') {
-                char *e = strchr(hostport, ']');
-                if (e == NULL) {
-                        fprintf(stderr, "hdms-healthd probe: bad URL: %s\n", url);
-                        return 2;
-                }
-                *e = '\0';
-                snprintf(host, sizeof(host), "%s", hostport + 1);
-                if (e[1] == ':')
-                        snprintf(portstr, sizeof(portstr), "%s", e + 2);
-        } else {
-                char *c = strrchr(hostport, ':');
-                if (c != NULL) {
-                        *c = '\0';
-                        snprintf(portstr, sizeof(portstr), "%s", c + 1);
-                }
-                snprintf(host, sizeof(host), "%s", hostport);
-        }
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-        int gai = getaddrinfo(host, portstr, &hints, &ai);
-        if (gai != 0) {
-                fprintf(stderr, "hdms-healthd probe: %s: %s\n", host, gai_strerror(gai));
-                return 1;
-        }
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        int rc = fd < 0 ? -1 : connect(fd, ai->ai_addr, ai->ai_addrlen);
-        freeaddrinfo(ai);
-        if (fd < 0 || (rc < 0 && errno != EINPROGRESS)) {
-                fprintf(stderr, "hdms-healthd probe: connect to %s: %s\n", hostport,
-                        strerror(errno));
-                if (fd >= 0)
-                        close(fd);
-                return 1;
-        }
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (rc < 0) {
-                /* finish the connect, within the same 3 s budget */
-                struct pollfd cp = {.fd = fd, .events = POLLOUT};
-                int err = 0;
-                socklen_t elen = sizeof(err);
-                if (poll(&cp, 1, 3000) <= 0)
-                        err = ETIMEDOUT;
-                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
-                        err = errno;
-                if (err != 0) {
-                        fprintf(stderr, "hdms-healthd probe: connect to %s: %s\n", hostport,
-                                strerror(err));
-                        close(fd);
-                        return 1;
-                }
-        }
-        char req[1200];
-        int rl = snprintf(req, sizeof(req),
-                          "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: hdms-healthd-probe\r\n"
-                          "Connection: close\r\n\r\n",
-                          path, hostport);
-        size_t sent = 0;
-        char resp[4097];
-        size_t got = 0;
-        int result = 1;
-        for (;;) {
-                struct timespec now;
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                long left =
-                    3000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
-                if (left <= 0) {
-                        fprintf(stderr, "hdms-healthd probe: no answer within 3s\n");
-                        break;
-                }
-                struct pollfd pfd = {.fd = fd, .events = sent < (size_t)rl ? POLLOUT : POLLIN};
-                if (poll(&pfd, 1, (int)left) <= 0)
-                        continue;
-                if (sent < (size_t)rl) {
-                        ssize_t w = send(fd, req + sent, (size_t)rl - sent, MSG_NOSIGNAL);
-                        if (w < 0) {
-                                fprintf(stderr, "hdms-healthd probe: %s\n", strerror(errno));
-                                break;
-                        }
-                        sent += (size_t)w;
-                        continue;
-                }
-                ssize_t r = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
-                if (r < 0 && errno == EAGAIN)
-                        continue;
-                if (r <= 0 || (got += (size_t)r) == sizeof(resp) - 1) {
-                        resp[got] = '\0';
-                        int code = 0;
-                        if (sscanf(resp, "HTTP/%*d.%*d %d", &code) != 1) {
-                                fprintf(stderr, "hdms-healthd probe: not an HTTP answer\n");
-                                break;
-                        }
-                        const char *body = strstr(resp, "\r\n\r\n");
-                        printf("%d %s\n", code, body != NULL ? body + 4 : "");
-                        result = code >= 200 && code < 400 ? 0 : 1;
-                        break;
-                }
-        }
-        close(fd);
-        return result;
-}
-
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -599,6 +496,17 @@ int main(int argc, char **argv)
                 return 2;
         }
         log_setup(d.cfg->log_format, d.cfg->log_level);
+        if (check && d.cfg->tls_cert_file != NULL) {
+                /* the pair must load and belong together, as at start */
+                struct http_tls *t =
+                    http_tls_load(d.cfg->tls_cert_file, d.cfg->tls_key_file, err, sizeof(err));
+                if (t == NULL) {
+                        fprintf(stderr, "hdms-healthd: configuration error: %s\n", err);
+                        config_free(d.cfg);
+                        return 2;
+                }
+                http_tls_free(t);
+        }
         if (check) {
                 config_print(d.cfg, stdout);
                 config_free(d.cfg);

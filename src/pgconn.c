@@ -7,15 +7,19 @@
  * left on a closed fd number never fires for the next socket that gets the
  * same number: libraries.md, libpq). */
 #include "pgconn.h"
+#include "clock.h"
 #include "log.h"
 #include "pglogin.h"
 #include "probe.h"
 #include "readcap.h"
 #include "textutil.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_RESULTS 4
 /* Seconds a login may take once the server accepted the TCP connection,
@@ -41,7 +45,10 @@ struct pgconn {
         int nexpect; /* results the query must produce */
         char err[300];
         char sqlstate[6];
-        const char *reason; /* set when we, not the server, judged the failure */
+        const char *reason;  /* set when we, not the server, judged the failure */
+        long long not_after; /* the server certificate's, 0: no TLS */
+        double cert_warn_s;  /* from the params: see pgconn_params */
+        double login_at;     /* mono_now() when the login was handed over */
 };
 
 /* ---- reasons ---- */
@@ -53,6 +60,18 @@ const char *pgconn_classify(const char *msg, const char *sqlstate)
                 const char *reason;
         } table[] = {
             {"Connection refused", "connect_refused"},
+            /* TLS: the handshake, the server's certificate, or our own
+             * files (libpq 15's words; before "does not exist" below) */
+            {"server does not support SSL", "tls_failed"},
+            {"does not match host name", "tls_failed"},
+            {"could not get server's host name from server certificate", "tls_failed"},
+            {"root certificate file", "tls_failed"},
+            {"could not read certificate file", "tls_failed"},
+            {"could not load private key file", "tls_failed"},
+            {"certificate present, but not a private key file", "tls_failed"},
+            {"has group or world access", "tls_failed"},
+            {"could not establish SSL connection", "tls_failed"},
+            {"SSL error:", "tls_failed"},
             /* libpq's words for an answer that is not PostgreSQL's protocol */
             {"invalid response to SSL negotiation", "protocol_error"},
             {"invalid response to GSSAPI negotiation", "protocol_error"},
@@ -206,6 +225,22 @@ static void on_notice(void *arg, const char *message)
         log_msg(LOG_DEBUG, c->target, "%s says: %.*s", c->role, (int)n, message);
 }
 
+/* The peer certificate's notAfter, or 0 (no TLS, no certificate).  Pure
+ * CPU on data the handshake already brought: nothing here waits. */
+static long long peer_not_after(PGconn *conn)
+{
+        SSL *ssl = PQsslStruct(conn, "OpenSSL");
+        if (ssl == NULL)
+                return 0;
+        X509 *cert = SSL_get0_peer_certificate(ssl);
+        if (cert == NULL)
+                return 0;
+        struct tm tm;
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+                return 0;
+        return (long long)timegm(&tm);
+}
+
 static void logged_in(PGconn *conn, const char *err, void *arg)
 {
         struct pgconn *c = arg;
@@ -218,6 +253,8 @@ static void logged_in(PGconn *conn, const char *err, void *arg)
                 return;
         }
         c->conn = conn;
+        c->not_after = peer_not_after(conn);
+        c->login_at = mono_now();
         PQsetNoticeProcessor(conn, on_notice, c);
         if (PQsetnonblocking(conn, 1) != 0) {
                 fail(c, NULL, PQerrorMessage(conn));
@@ -242,9 +279,11 @@ void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb c
         }
         pgconn_close(c);
         c->cb = cb;
+        c->not_after = 0;
+        c->cert_warn_s = p->cert_warn_s;
         char port[16];
         snprintf(port, sizeof(port), "%d", p->port);
-        const char *keys[12], *vals[12];
+        const char *keys[16], *vals[16];
         int n = 0;
 #define KV(k, v)                                                                                   \
         do {                                                                                       \
@@ -260,6 +299,9 @@ void pgconn_connect(struct pgconn *c, const struct pgconn_params *p, pgconn_cb c
         KV("user", p->user);
         KV("password", p->password);
         KV("sslmode", p->sslmode != NULL ? p->sslmode : "prefer");
+        KV("sslrootcert", p->sslrootcert);
+        KV("sslcert", p->sslcert);
+        KV("sslkey", p->sslkey);
         KV("gssencmode", "disable");
         KV("application_name", "hdms-healthd");
 #undef KV
@@ -442,7 +484,15 @@ bool pgconn_usable(const struct pgconn *c)
 {
         /* libpq marks a connection bad (and drops its socket) on a protocol
          * violation even when the query's callback has run */
-        return c->st == PGCONN_IDLE && c->conn != NULL && PQstatus(c->conn) == CONNECTION_OK;
+        if (c->st != PGCONN_IDLE || c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+                return false;
+        /* a certificate near its end is read again now and then: once the
+         * server has a renewed one, the warning ends within a minute */
+        if (c->not_after > 0 && c->cert_warn_s > 0 &&
+            wall_now() >= (double)c->not_after - c->cert_warn_s &&
+            mono_now() - c->login_at >= PGCONN_CERT_RECHECK_S)
+                return false;
+        return true;
 }
 
 bool pgconn_closed(const struct pgconn *c)
@@ -512,6 +562,11 @@ bool pgconn_kept_after_error(const struct pgconn *c)
          * the implicit transaction is gone, the session sound.  A new login
          * would cost more than the check, on a server already slow. */
         return pgconn_usable(c) && strcmp(c->sqlstate, "57014") == 0;
+}
+
+long long pgconn_cert_not_after(const struct pgconn *c)
+{
+        return c->not_after;
 }
 
 char *pgconn_literal(struct pgconn *c, const char *s)

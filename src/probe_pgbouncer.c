@@ -104,6 +104,10 @@ static void maybe_finish(struct pgb_probe *p)
                 return;
         p->pooler_step = POOLER_IDLE;
         p->admin_step = ADMIN_IDLE;
+        /* PgBouncer's certificate, as the pooler connection (the services'
+         * way in) received it */
+        probe_judge_cert(&p->res, pgconn_cert_not_after(p->pooler), conf(p)->cert_expiry_warn_ms,
+                         wall_now());
         struct probe_result r = p->res;
         probe_done(p->env->target, &r);
 }
@@ -356,6 +360,10 @@ static void admin_start(struct pgb_probe *p)
                                    .user = tc->admin_user,
                                    .password = tc->admin_password,
                                    .sslmode = tc->sslmode,
+                                   .sslrootcert = tc->sslrootcert,
+                                   .sslcert = tc->sslcert,
+                                   .sslkey = tc->sslkey,
+                                   .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
                                    .timeout_s = (double)tc->timeout_ms / 1000.0};
         pgconn_connect(p->admin, &cp, admin_connected);
 }
@@ -482,6 +490,10 @@ static void start(void *vp, const char *addr)
                                            .user = tc->user,
                                            .password = tc->password,
                                            .sslmode = tc->sslmode,
+                                           .sslrootcert = tc->sslrootcert,
+                                           .sslcert = tc->sslcert,
+                                           .sslkey = tc->sslkey,
+                                           .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
                                            .timeout_s = (double)tc->timeout_ms / 1000.0};
                 pgconn_connect(p->pooler, &cp, pooler_connected);
         }

@@ -6,6 +6,7 @@
  *
  * three result sets in one round trip.  SET LOCAL holds only for this
  * implicit transaction, so nothing leaks into the session. */
+#include "clock.h"
 #include "pgconn.h"
 #include "probe.h"
 #include "probe_pg.h"
@@ -33,10 +34,13 @@ static const struct target_conf *conf(const struct pg_probe *p)
         return p->env->conf;
 }
 
-/* Every check ends here. */
+/* Every check ends here; the certificate of the connection (read once at
+ * its login) is judged on every check, as days pass on a long-lived one. */
 static void finish(struct pg_probe *p)
 {
         p->step = PG_IDLE;
+        probe_judge_cert(&p->res, pgconn_cert_not_after(p->conn), conf(p)->cert_expiry_warn_ms,
+                         wall_now());
         struct probe_result r = p->res;
         probe_done(p->env->target, &r);
 }
@@ -219,6 +223,10 @@ static void start(void *vp, const char *addr)
                                    .user = tc->user,
                                    .password = tc->password,
                                    .sslmode = tc->sslmode,
+                                   .sslrootcert = tc->sslrootcert,
+                                   .sslcert = tc->sslcert,
+                                   .sslkey = tc->sslkey,
+                                   .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
                                    .timeout_s = (double)tc->timeout_ms / 1000.0};
         pgconn_connect(p->conn, &cp, connected);
 }

@@ -256,6 +256,17 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
                 json_object_set_new(o, "startupSeconds", json_real(v->startup_seconds));
         if (v->last_outage != NULL)
                 set_str(o, "lastOutage", v->last_outage);
+        if (v->last != NULL && v->last->cert_not_after > 0) {
+                /* SPEC 13: when the server certificate expires, and the days
+                 * left (negative once expired) */
+                json_t *tls = json_object();
+                set_time(tls, "certNotAfter", (double)v->last->cert_not_after);
+                json_object_set_new(
+                    tls, "daysLeft",
+                    json_real(floor(((double)v->last->cert_not_after - c->now) / 86400.0 * 10.0) /
+                              10.0));
+                json_object_set_new(o, "tls", tls);
+        }
         json_object_set_new(o, "checks", json_integer((json_int_t)v->checks));
         json_object_set_new(o, "failures", json_integer((json_int_t)v->failures));
         json_object_set_new(o, "transitions", json_integer((json_int_t)v->transitions));
@@ -339,6 +350,14 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
                         add_measure(checks, t->name, "connections",
                                     measurement(t, NULL, ST_PASS, (double)r->connections,
                                                 "connections", true));
+                if (r->cert_not_after > 0) {
+                        double left = ((double)r->cert_not_after - c->now) / 86400.0;
+                        bool soon = t->conf->cert_expiry_warn_ms > 0 &&
+                                    left * 86400000.0 <= (double)t->conf->cert_expiry_warn_ms;
+                        add_measure(checks, t->name, "certificateExpiry",
+                                    measurement(t, NULL, soon ? ST_WARN : ST_PASS,
+                                                floor(left * 10.0) / 10.0, "days", false));
+                }
                 if (r->bypass >= 0)
                         add_measure(checks, t->name, "bypassBackends",
                                     measurement(t, NULL, r->bypass > 0 ? ST_WARN : ST_PASS,

@@ -220,6 +220,12 @@ static bool is_pgbouncer(const struct row *x)
         return is_kind(x, "pgbouncer");
 }
 
+/* The kinds that speak PostgreSQL's protocol, and so may use TLS. */
+static bool is_pg_protocol(const struct row *x)
+{
+        return is_postgres(x) || is_pgbouncer(x);
+}
+
 /* A figure of the last result: the probes leave -1 where they measured
  * nothing, and no result at all is NaN too. */
 static double figure(const struct probe_result *r, long long n)
@@ -416,6 +422,12 @@ static double pg_bypass(const struct row *x)
 #define RECONNECT_BOUNDS .bounds = slo_reconnect_bounds, .nbounds = &slo_reconnect_nbounds
 
 /* The exposition, in this order (SPEC 5 names the required ones). */
+static double cert_expiry(const struct row *x)
+{
+        const struct probe_result *r = x->v->last;
+        return r != NULL && r->cert_not_after > 0 ? (double)r->cert_not_after : NAN;
+}
+
 static const struct family families[] = {
     {"build_info", "gauge", "Version of hdms-healthd (always 1).", .global = build_info},
     {"target_up", "gauge", "1 when the target is up after rise/fall, else 0.", .value = target_up},
@@ -463,6 +475,9 @@ static const struct family families[] = {
      .applies = is_postgres, .value = pg_max_connections},
     {"postgres_bypass_backends", "gauge", "Backends of the application role that bypass PgBouncer.",
      L_TARGET, .applies = is_postgres, .value = pg_bypass},
+    {"tls_cert_expiry_timestamp_seconds", "gauge",
+     "notAfter of the server certificate seen at the last login (NaN: no TLS or no result).",
+     L_TARGET, .applies = is_pg_protocol, .value = cert_expiry},
     {"loop_lag_seconds", "histogram",
      "Lateness of the event loop's timers: the check schedule's, and one a second.",
      .global = loop_lag},

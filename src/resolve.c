@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -149,8 +150,13 @@ void resolver_free(struct resolver *r)
 {
         if (r == NULL)
                 return;
-        /* Every lookup has been cancelled by now (the engine goes first), so
-         * no callback can still need a retired generation. */
+        /* Every lookup has been cancelled by now (the engine goes first),
+         * but evdns delivers a cancel through a deferred callback, which
+         * only a turn of the loop runs: without these turns a lookup in
+         * flight at shutdown is never freed.  Then no callback can still
+         * need a retired generation. */
+        for (int i = 0; i < 4; i++)
+                event_base_loop(r->base, EVLOOP_NONBLOCK);
         while (r->retired != NULL) {
                 struct dns_gen *g = r->retired;
                 r->retired = g->next_retired;

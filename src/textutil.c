@@ -220,7 +220,11 @@ int parse_duration_ms(const char *s, int64_t *out_ms)
         static const struct {
                 const char *name;
                 uint64_t ms;
-        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}}; /* SPEC section 6 */
+        } units[] = {{"ms", 1},
+                     {"s", 1000},
+                     {"m", 60000}, /* SPEC section 6 */
+                     {"h", 3600000},
+                     {"d", 86400000}}; /* for cert_expiry_warn (SPEC 13) */
         uint64_t ip, frac = 0, unit = 0, total, fracms;
         int nip, nfrac = 0;
         const char *p;
@@ -258,7 +262,7 @@ int parse_duration_ms(const char *s, int64_t *out_ms)
         if (ip > (uint64_t)INT64_MAX / unit)
                 return -1;
         total = ip * unit;
-        /* frac < 10^9 and unit <= 60000, so the product fits in 64 bits. */
+        /* frac < 10^9 and unit <= 86400000, so the product fits in 64 bits. */
         if ((frac * unit) % pow10[nfrac] != 0)
                 return -1; /* finer than a millisecond */
         fracms = frac * unit / pow10[nfrac];

@@ -251,6 +251,9 @@ class Stack:
         self.pg_max_connections = pg_max_connections
         self.pg_template = pg_template
         self.passwords = dict(PASSWORDS)  # per stack: set_password() changes them
+        # Lines added to pgbouncer.ini's [pgbouncer] section at its next
+        # start (client_tls_* for the TLS tests, say).
+        self.pgb_extra = ''
         self.pgdata = os.path.join(self.dir, 'pgdata')
         self.sockdir = os.path.join(self.dir, 'sock')
         self.pgb_dir = os.path.join(self.dir, 'pgbouncer')
@@ -635,6 +638,7 @@ stats_users = healthd
 ignore_startup_parameters = extra_float_digits
 ; no periodic "stats:" lines: tests count this log's lines (log noise)
 log_stats = 0
+{self.pgb_extra}
 """)
         # No `logfile`: PgBouncer logs to stderr, which _popen appends to
         # pgbouncer.log (a logfile would duplicate every line there).

@@ -15,12 +15,16 @@ and for the Basic credentials as sent: zero hits.
 """
 
 import base64
+import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
+
+from tlsca import CertAuthority, enable_pg_tls
 
 CANARY = {
     'redis': 'CANARY-redis-pw-3f9a1c',
@@ -306,3 +310,75 @@ def test_config_errors_never_echo_secrets(run_healthd, text):
     if 'nonexistent' in text:
         return  # the path is not a secret; the file's content is
     assert not hits(r.stdout + r.stderr, [CANARY]), r.stderr
+
+
+def key_needles(path):
+    """What of a private key file must never show: its PEM body lines and
+    the PEM label."""
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln and not ln.startswith('-----')]
+    return {f'{os.path.basename(path)} line {i}': ln for i, ln in enumerate(lines)}
+
+
+def test_tls_private_keys_never_shown(make_stack, daemon, run_healthd, tmp_path):
+    """SPEC 13 with SPEC 8: the daemon's HTTPS key, a libpq client key and
+    the passwords never show in logs (debug, a reload, a failed TLS login),
+    /status and /metrics over HTTPS, or --check-config and --once."""
+    ca = CertAuthority(tmp_path / 'ca')
+    other = CertAuthority(tmp_path / 'ca-other')
+    stack = canary_stack(make_stack)
+    pg_cert, pg_key = ca.issue('pg', 'IP:127.0.0.1')
+    enable_pg_tls(stack, pg_cert, pg_key)
+    web_cert, web_key = ca.issue('web', 'IP:127.0.0.1')
+    cli_cert, cli_key = ca.issue('client', 'DNS:healthd', cn='healthd')
+    config = (
+        '[daemon]\ninterval = 1s\ntimeout = 500ms\nlog_level = debug\n'
+        f'status_token = {CANARY["token"]}\n'
+        f'tls_cert_file = {web_cert}\ntls_key_file = {web_key}\n'
+        f'\n[target postgres]\nkind = postgres\nhost = 127.0.0.1\nport = {stack.pg_port}\n'
+        f'dbname = hdms\nuser = healthd\npassword = {CANARY["pg"]}\n'
+        f'sslmode = verify-full\nsslrootcert = {ca.cert}\n'
+        f'sslcert = {cli_cert}\nsslkey = {cli_key}\n'
+        f'\n[target pg-wrong-ca]\nkind = postgres\nhost = 127.0.0.1\nport = {stack.pg_port}\n'
+        f'dbname = hdms\nuser = healthd\npassword = {CANARY["pg"]}\ncritical = no\n'
+        f'sslmode = verify-full\nsslrootcert = {other.cert}\n'
+        f'sslcert = {cli_cert}\nsslkey = {cli_key}\n')
+    d = daemon(config_text=config, env={'PATH': os.environ.get('PATH', '/usr/bin:/bin')})
+    base = f'https://127.0.0.1:{d.port}'
+    auth = f'Authorization: Bearer {CANARY["token"]}'
+
+    def get(path, *extra):
+        r = subprocess.run(['curl', '-sS', '--max-time', '5', '--cacert', ca.cert, '-i',
+                            *extra, base + path], capture_output=True, text=True,
+                           timeout=30, check=False)
+        return r.stdout + r.stderr
+
+    def settled():
+        text = get('/status', '-H', auth)  # text mode: CRLF read as LF
+        if '\n\n' not in text:
+            return False
+        doc = json.loads(text.split('\n\n', 1)[1])['targets']
+        return doc['postgres']['status'] == 'pass' and \
+            doc['pg-wrong-ca'].get('reason') == 'tls_failed'
+    d.wait_for(settled, 20, what='postgres to pass over TLS and pg-wrong-ca to fail')
+    answers = ''.join(get(p, '-H', auth) + get(p) for p in
+                      ('/status', '/status?format=html', '/metrics', '/readyz',
+                       '/health/postgres', '/health/pg-wrong-ca'))
+    assert 'tls_failed' in answers and 'hdms_healthd_tls_cert_expiry' in answers
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: any('reloaded' in e.get('msg', '') for e in d.logs()), 5,
+               what='the reload to be logged')
+    d.stop()
+    logs = d.stdout() + d.stderr()
+    cli = ''
+    for args in (['--check-config'], ['--once'], ['--once', '--json']):
+        r = run_healthd(args, config_text=config, env={}, timeout=60)
+        cli += f'$ {args} -> {r.returncode}\n{r.stdout}\n{r.stderr}\n'
+    assert web_key in cli and cli_key in cli, cli  # the paths are shown, not the keys
+    needles_ = {**key_needles(web_key), **key_needles(cli_key), **key_needles(pg_key),
+                'PEM label': 'PRIVATE KEY'}
+    for where, text in (('HTTPS answers', answers), ('log lines', logs),
+                        ('--check-config / --once output', cli)):
+        found = [label for label, n in needles_.items() if n in text]
+        assert not found, f'{where}: private key material shown: {found}'
+        assert_no_hits(where, text, [CANARY])

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -87,6 +88,18 @@ static void make_tmpdir(void)
         char big[5000];
         memset(big, 'x', sizeof(big));
         put_file("big", big, sizeof(big));
+        /* TLS files: contents do not matter to the loader, modes do */
+        PUT("ca.pem", "not parsed by the loader\n");
+        PUT("key600", "k\n");
+        PUT("key644", "k\n");
+        PUT("key640", "k\n");
+        char path[300];
+        snprintf(path, sizeof(path), "%s/key600", tmpdir);
+        ck_assert_int_eq(chmod(path, 0600), 0);
+        snprintf(path, sizeof(path), "%s/key644", tmpdir);
+        ck_assert_int_eq(chmod(path, 0644), 0);
+        snprintf(path, sizeof(path), "%s/key640", tmpdir);
+        ck_assert_int_eq(chmod(path, 0640), 0);
 }
 
 static void remove_tmpdir(void)
@@ -1429,6 +1442,21 @@ static const struct {
     {"[daemon]\nstatus_token_file = @D/empty\n", {2}, {"status_token_file", "empty"}},
     {"[daemon]\nstatus_token_file = @D/newlines\n", {2}, {"status_token_file", "empty"}},
     {"[target a]\nkind = redis\npassword_file = @D/big\n", {3}, {"password_file"}},
+    /* TLS (SPEC 13): files readable at load, the key private as libpq wants */
+    {"[target a]\nkind = postgres\nsslrootcert = @D/nope\n", {3}, {"sslrootcert", "@D/nope"}},
+    {"[target a]\nkind = pgbouncer\nsslrootcert = /dev/null\n", {3}, {"sslrootcert", "regular"}},
+    {"[target a]\nkind = postgres\nsslcert = @D/ca.pem\nsslkey = @D/key644\n",
+     {4},
+     {"sslkey", "group or world"}},
+    {"[target a]\nkind = postgres\nsslcert = @D/ca.pem\n", {3, 1}, {"sslcert", "sslkey"}},
+    {"[target a]\nkind = postgres\nsslkey = @D/key600\n", {3, 1}, {"sslkey", "sslcert"}},
+    {"[target a]\nkind = redis\nsslrootcert = @D/ca.pem\n", {3}, {"sslrootcert"}},
+    {"[target a]\nkind = redis\ntls = yes\n", {3}, {"tls", "hiredis 0.14.1"}},
+    {"[target a]\nkind = postgres\ncert_expiry_warn = 3651d\n", {3}, {"cert_expiry_warn"}},
+    {"[target a]\nkind = postgres\ncert_expiry_warn = 14\n", {3}, {"cert_expiry_warn"}},
+    {"[daemon]\ntls_cert_file = @D/nope\n", {2}, {"tls_cert_file"}},
+    {"[daemon]\ntls_cert_file = @D/ca.pem\n", {2}, {"tls_cert_file", "tls_key_file"}},
+    {"[daemon]\ntls_key_file = @D/key600\n", {2}, {"tls_key_file", "tls_cert_file"}},
 };
 
 /* The file text on one line ("|" for newlines), for failure messages. */
@@ -1513,6 +1541,12 @@ static const struct {
     {{"CELERY_QUEUES=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"}, {0}, "CELERY_QUEUES"},
     {{"CELERY_QUEUES=celery," A63 "b"}, {0}, "CELERY_QUEUES: queue name"},
     {{"HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP=300"}, {0}, "HEALTHD_HTTP_MAX_CONNECTIONS_PER_IP"},
+    {{"POSTGRES_SSLMODE=verify"}, {0}, "POSTGRES_SSLMODE"},
+    {{"PGBOUNCER_SSLMODE=on"}, {0}, "PGBOUNCER_SSLMODE"},
+    {{"POSTGRES_SSLROOTCERT=@D/nope"}, {0}, "POSTGRES_SSLROOTCERT: cannot read"},
+    {{"PGBOUNCER_SSLROOTCERT=@D/nope"}, {0}, "PGBOUNCER_SSLROOTCERT: cannot read"},
+    {{"HEALTHD_TLS_CERT_FILE=@D/ca.pem"}, {0}, "tls_key_file"},
+    {{"HEALTHD_TLS_KEY_FILE=@D/nope"}, {0}, "HEALTHD_TLS_KEY_FILE"},
     {{NULL}, {"nocolon", NULL, NULL}, "--listen"},
     {{NULL}, {"127.0.0.1:0", NULL, NULL}, "--listen"},
     {{NULL}, {NULL, "xml", NULL}, "--log-format"},
@@ -1725,6 +1759,12 @@ static const struct {
     {'p', "", "connections_warn = 0.9", false},
     {'p', "", "sslmode = require", false},
     {'p', "", "sslmode = prefer", true},
+    {'p', "", "sslrootcert = @D/ca.pem", false},
+    {'p', "", "sslcert = @D/ca.pem\nsslkey = @D/key600", false},
+    {'p', "", "cert_expiry_warn = 30d", false},
+    {'p', "", "cert_expiry_warn = 14d", true},
+    {'p', "", "cert_expiry_warn = 336h", true},
+    {'b', "", "sslrootcert = @D/ca.pem", false},
     {'b', "", "admin_user = adm", false},
     {'b', "", "admin_password = x", false},
     {'b', "", "maxwait_warn = 2s", false},

@@ -1111,6 +1111,59 @@ START_TEST(test_metrics_snapshot)
 }
 END_TEST
 
+/* ---- the server certificate's expiry (probe_tls.c) ---- */
+
+#define DAY 86400.0
+#define NOW 1800000000.0
+
+static const struct {
+        double not_after; /* seconds from NOW; 0: no TLS */
+        int64_t warn_ms;
+        enum status want;
+        const char *words; /* in the output, or NULL */
+} cert_cases[] = {
+    {0, 14 * 86400000LL, ST_PASS, NULL},                  /* no TLS: nothing */
+    {30 * DAY, 14 * 86400000LL, ST_PASS, NULL},           /* far */
+    {14 * DAY + 1, 14 * 86400000LL, ST_PASS, NULL},       /* just outside */
+    {14 * DAY, 14 * 86400000LL, ST_WARN, "in 14.0 days"}, /* the edge warns */
+    {3 * DAY, 14 * 86400000LL, ST_WARN, "in 3.0 days"},   /* the case */
+    {-400 * DAY, 14 * 86400000LL, ST_WARN, "expired 400.0 days ago"},
+    {3 * DAY, 2 * 86400000LL, ST_PASS, NULL}, /* a shorter window */
+    {1 * DAY, 0, ST_PASS, NULL},              /* 0: never warn */
+};
+
+START_TEST(test_cert_expiry)
+{
+        struct probe_result r;
+        probe_result_init(&r);
+        long long na =
+            cert_cases[_i].not_after == 0 ? 0 : (long long)(NOW + cert_cases[_i].not_after);
+        probe_judge_cert(&r, na, cert_cases[_i].warn_ms, NOW);
+        ck_assert_int_eq(r.status, cert_cases[_i].want);
+        ck_assert_int_eq(r.cert_not_after, na);
+        if (cert_cases[_i].want == ST_WARN)
+                ck_assert_str_eq(r.reason, "cert_expiring");
+        else
+                ck_assert_str_eq(r.reason, "");
+        if (cert_cases[_i].words != NULL)
+                ck_assert_msg(strstr(r.output, cert_cases[_i].words) != NULL, "'%s' lacks '%s'",
+                              r.output, cert_cases[_i].words);
+}
+END_TEST
+
+/* A failed check keeps its reason; the expiry is still recorded. */
+START_TEST(test_cert_expiry_after_fail)
+{
+        struct probe_result r;
+        probe_result_init(&r);
+        probe_result_set(&r, ST_FAIL, "timeout", "no answer");
+        probe_judge_cert(&r, (long long)(NOW + DAY), 14 * 86400000LL, NOW);
+        ck_assert_int_eq(r.status, ST_FAIL);
+        ck_assert_str_eq(r.reason, "timeout");
+        ck_assert_int_eq(r.cert_not_after, (long long)(NOW + DAY));
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
         Suite *s = suite_create("render");
@@ -1144,6 +1197,8 @@ static Suite *render_suite(void)
         tcase_add_checked_fixture(tc, NULL, release_all);
         tcase_add_loop_test(tc, test_worsen, 0, N(worsen_cases));
         tcase_add_loop_test(tc, test_worsen_cut_keeps_utf8, 0, N(cut_cases));
+        tcase_add_loop_test(tc, test_cert_expiry, 0, N(cert_cases));
+        tcase_add_test(tc, test_cert_expiry_after_fail);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("metrics");
