@@ -11,13 +11,13 @@
  * waiting.  Each half's progress is one enum; the check ends when both are
  * DONE, through finish().
  *
- * SHOW DATABASES (a pause) and SHOW POOLS (clients waiting) change from one
- * second to the next and are read at every check.  SHOW SERVERS (the
- * bypass check's snapshot), SHOW LISTS (clients in use) and SHOW CONFIG
- * (pool mode and sizes) change slowly and grow with the servers' crowd:
- * they are read every PGB_SLOW_EVERY_S, and at once on a new admin
- * connection; between reads their last figures are judged again, so a
- * warning they raise holds at every check. */
+ * SHOW DATABASES (a pause), SHOW POOLS (clients waiting) and SHOW LISTS
+ * (clients in use, a few fixed rows) change from one second to the next
+ * and are read at every check.  SHOW SERVERS (the bypass check's snapshot,
+ * a row per server connection) and SHOW CONFIG (pool mode and sizes, some
+ * eighty rows that rarely change) are read every PGB_SLOW_EVERY_S, and at
+ * once on a new admin connection; between reads their last figures are
+ * judged again, so a warning they raise holds at every check. */
 #include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
@@ -35,12 +35,12 @@ enum admin_step { ADMIN_IDLE, ADMIN_LOGIN, ADMIN_SHOW, ADMIN_PARKED, ADMIN_DONE 
 static const char *const admin_cmds[] = {"SHOW DATABASES", "SHOW POOLS", "SHOW SERVERS",
                                          "SHOW LISTS", "SHOW CONFIG"};
 enum { SHOW_DATABASES, SHOW_POOLS, SHOW_SERVERS, SHOW_LISTS, SHOW_CONFIG, N_SHOWS };
-/* Seconds between reads of the slow figures (SHOW SERVERS, LISTS, CONFIG). */
+/* Seconds between reads of the slow figures (SHOW SERVERS, CONFIG). */
 #define PGB_SLOW_EVERY_S 10.0
 
 static bool show_is_slow(int show)
 {
-        return show == SHOW_SERVERS || show == SHOW_LISTS || show == SHOW_CONFIG;
+        return show == SHOW_SERVERS || show == SHOW_CONFIG;
 }
 
 struct pgb_probe {
