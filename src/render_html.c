@@ -239,7 +239,7 @@ static void pct(struct strbuf *b, long long part, long long whole)
 }
 
 /* What the last check measured (SPEC 11's list, per kind). */
-static void measured(struct strbuf *b, const struct target_view *t)
+static void measured(struct strbuf *b, const struct target_view *t, double now)
 {
         const struct probe_result *r = t->last;
         strbuf_puts(b, "<ul class=\"obs\">");
@@ -341,6 +341,16 @@ static void measured(struct strbuf *b, const struct target_view *t)
                 }
                 strbuf_puts(b, "</li>");
         }
+        if (r->cert_not_after > 0) {
+                /* SPEC 13: the server certificate's days left */
+                double days = ((double)r->cert_not_after - now) / 86400.0;
+                m_open(b, "TLS certificate", "cert-days");
+                if (days >= 0)
+                        strbuf_printf(b, "%.0f</span> day%s left</li>", floor(days),
+                                      floor(days) == 1 ? "" : "s");
+                else
+                        strbuf_puts(b, "expired</span></li>");
+        }
         strbuf_puts(b, "</ul>");
 }
 
@@ -433,7 +443,7 @@ static void row(struct strbuf *b, const struct target_view *t, const struct rend
         strbuf_puts(b, "</td></tr><tr class=\"measured\" data-target=\"");
         esc(b, t->name);
         strbuf_puts(b, "\"><td></td><td colspan=\"7\">");
-        measured(b, t);
+        measured(b, t, c->now);
         strbuf_puts(b, "</td></tr>");
 }
 

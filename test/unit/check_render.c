@@ -775,6 +775,29 @@ START_TEST(test_renderers_raw_invalid_utf8)
 }
 END_TEST
 
+/* SPEC 13: the dashboard shows the server certificate's days left. */
+START_TEST(test_html_cert_days_left)
+{
+        struct fake f;
+        fake_init(&f, "postgres", KIND_POSTGRES, true, ST_WARN);
+        fake_result(&f, ST_WARN, "cert_expiring", "expires soon");
+        f.last.cert_not_after = (long long)(ctx_detail.now + 3.5 * 86400);
+        struct slo_targets sl = {10, 5, 0.05};
+        struct slo *slo = slo_new(0, &sl);
+        f.v.slo = slo;
+        struct render_ctx hc = ctx_detail;
+        char *body = own(render_html(&f.v, 1, &hc));
+        ck_assert_ptr_nonnull(strstr(body, "data-m=\"cert-days\">3</span> days left"));
+        f.last.cert_not_after = (long long)(ctx_detail.now - 60);
+        body = own(render_html(&f.v, 1, &hc));
+        ck_assert_ptr_nonnull(strstr(body, "data-m=\"cert-days\">expired</span>"));
+        f.last.cert_not_after = 0; /* no TLS: nothing said */
+        body = own(render_html(&f.v, 1, &hc));
+        ck_assert_ptr_null(strstr(body, "cert-days"));
+        slo_free(slo);
+}
+END_TEST
+
 /* HTML escaping is the dashboard's job: JSON carries the text unchanged. */
 START_TEST(test_status_json_script_unchanged)
 {
@@ -1190,6 +1213,7 @@ static Suite *render_suite(void)
         tcase_add_test(tc, test_status_json_unknown_target);
         tcase_add_test(tc, test_renderers_raw_invalid_utf8);
         tcase_add_test(tc, test_status_json_script_unchanged);
+        tcase_add_test(tc, test_html_cert_days_left);
         tcase_add_test(tc, test_status_json_empty);
         suite_add_tcase(s, tc);
 
