@@ -51,6 +51,13 @@ struct pgconn_params {
         double timeout_s; /* bound of the login */
 };
 
+struct target_conf;
+/* A target's connection parameters (host, port, TLS, timeouts) with the
+ * database and credentials given: the target's own, or the admin
+ * console's.  The strings are borrowed from `tc` and `addr`. */
+struct pgconn_params pgconn_params_for(const struct target_conf *tc, const char *addr,
+                                       const char *dbname, const char *user, const char *password);
+
 /* `role` names the connection in messages ("PostgreSQL", "the pooler",
  * "the admin console"; borrowed for the connection's life); `target`
  * names it in log lines (copied).  `arg` is passed to every callback. */

@@ -7,6 +7,7 @@
  * left on a closed fd number never fires for the next socket that gets the
  * same number: libraries.md, libpq). */
 #include "pgconn.h"
+#include "config.h"
 #include "clock.h"
 #include "log.h"
 #include "pglogin.h"
@@ -538,6 +539,23 @@ const char *pgconn_error(const struct pgconn *c)
 const char *pgconn_reason(const struct pgconn *c)
 {
         return c->reason != NULL ? c->reason : pgconn_classify(c->err, c->sqlstate);
+}
+
+struct pgconn_params pgconn_params_for(const struct target_conf *tc, const char *addr,
+                                       const char *dbname, const char *user, const char *password)
+{
+        return (struct pgconn_params){.host = tc->host,
+                                      .hostaddr = addr,
+                                      .port = tc->port,
+                                      .dbname = dbname,
+                                      .user = user,
+                                      .password = password,
+                                      .sslmode = tc->sslmode,
+                                      .sslrootcert = tc->sslrootcert,
+                                      .sslcert = tc->sslcert,
+                                      .sslkey = tc->sslkey,
+                                      .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
+                                      .timeout_s = (double)tc->timeout_ms / 1000.0};
 }
 
 void pgconn_fail_result(const struct pgconn *c, struct probe_result *r, const char *doing)

@@ -353,18 +353,8 @@ static void admin_start(struct pgb_probe *p)
         }
         p->slow_due = true; /* a new console connection: read everything */
         p->admin_step = ADMIN_LOGIN;
-        struct pgconn_params cp = {.host = tc->host,
-                                   .hostaddr = p->addr,
-                                   .port = tc->port,
-                                   .dbname = "pgbouncer",
-                                   .user = tc->admin_user,
-                                   .password = tc->admin_password,
-                                   .sslmode = tc->sslmode,
-                                   .sslrootcert = tc->sslrootcert,
-                                   .sslcert = tc->sslcert,
-                                   .sslkey = tc->sslkey,
-                                   .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
-                                   .timeout_s = (double)tc->timeout_ms / 1000.0};
+        struct pgconn_params cp =
+            pgconn_params_for(tc, p->addr, "pgbouncer", tc->admin_user, tc->admin_password);
         pgconn_connect(p->admin, &cp, admin_connected);
 }
 
@@ -483,18 +473,8 @@ static void start(void *vp, const char *addr)
         if (pgconn_usable(p->pooler)) {
                 pooler_query(p);
         } else {
-                struct pgconn_params cp = {.host = tc->host,
-                                           .hostaddr = p->addr,
-                                           .port = tc->port,
-                                           .dbname = tc->dbname,
-                                           .user = tc->user,
-                                           .password = tc->password,
-                                           .sslmode = tc->sslmode,
-                                           .sslrootcert = tc->sslrootcert,
-                                           .sslcert = tc->sslcert,
-                                           .sslkey = tc->sslkey,
-                                           .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
-                                           .timeout_s = (double)tc->timeout_ms / 1000.0};
+                struct pgconn_params cp =
+                    pgconn_params_for(tc, p->addr, tc->dbname, tc->user, tc->password);
                 pgconn_connect(p->pooler, &cp, pooler_connected);
         }
         admin_start(p);

@@ -216,18 +216,8 @@ static void start(void *vp, const char *addr)
                 return;
         }
         p->step = PG_LOGIN;
-        struct pgconn_params cp = {.host = tc->host,
-                                   .hostaddr = p->addr,
-                                   .port = tc->port,
-                                   .dbname = tc->dbname,
-                                   .user = tc->user,
-                                   .password = tc->password,
-                                   .sslmode = tc->sslmode,
-                                   .sslrootcert = tc->sslrootcert,
-                                   .sslcert = tc->sslcert,
-                                   .sslkey = tc->sslkey,
-                                   .cert_warn_s = (double)tc->cert_expiry_warn_ms / 1000.0,
-                                   .timeout_s = (double)tc->timeout_ms / 1000.0};
+        struct pgconn_params cp =
+            pgconn_params_for(tc, p->addr, tc->dbname, tc->user, tc->password);
         pgconn_connect(p->conn, &cp, connected);
 }
 
