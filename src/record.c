@@ -397,6 +397,9 @@ static void load(struct record *r)
                          "its targets (%s) match none configured here (name, kind, host, port "
                          "and db must match)",
                          names);
+                /* the journal is still this daemon's: its ids go on, so a
+                 * client polling /events?since=N misses nothing */
+                state_restore_events(&l, r->journal);
                 state_loaded_free(&l);
                 set_aside(r->path, err);
                 return;

@@ -96,15 +96,18 @@ int state_write_file(const char *path, const char *buf, size_t len, char *err, s
         }
         /* The rename is durable only once the directory is. */
         int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-                if (fsync(dfd) != 0 && errno != EINVAL) {
-                        snprintf(err, errlen, "cannot fsync the directory of '%s': %s", path,
-                                 errstr(errno, eb, sizeof(eb)));
-                        close(dfd);
-                        goto out;
-                }
-                close(dfd);
+        if (dfd < 0) {
+                snprintf(err, errlen, "cannot open the directory of '%s' to fsync it: %s", path,
+                         errstr(errno, eb, sizeof(eb)));
+                goto out;
         }
+        if (fsync(dfd) != 0 && errno != EINVAL) {
+                snprintf(err, errlen, "cannot fsync the directory of '%s': %s", path,
+                         errstr(errno, eb, sizeof(eb)));
+                close(dfd);
+                goto out;
+        }
+        close(dfd);
         rc = 0;
         goto out;
 out_unlink:
