@@ -162,20 +162,14 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&mu);
         if (drop != NULL)
                 PQfinish(drop);
-        /* OpenSSL keeps per-thread state (the error queue of a failed
-         * handshake) that it frees from a thread-exit destructor, after
-         * this function returns: free it now, before the count says this
-         * worker is gone, so that a shutdown waiting for the workers never
-         * exits with that state still allocated. */
-        OPENSSL_thread_stop();
-        pthread_mutex_lock(&mu);
-        nthreads--;
-        pthread_cond_broadcast(&gone);
-        pthread_mutex_unlock(&mu);
         if (!handed)
                 unref(l);
-        /* counted out only once nothing of the login is left on this side,
-         * so a shutdown that saw the count reach 0 leaves nothing behind */
+        /* OpenSSL keeps per-thread state (the error queue of a failed
+         * handshake) that it frees from a thread-exit destructor, after
+         * this function returns: free it now.  The worker is counted out
+         * only once nothing of the login is left on this side, so a
+         * shutdown that saw the count reach 0 leaves nothing behind. */
+        OPENSSL_thread_stop();
         pthread_mutex_lock(&mu);
         nthreads--;
         pthread_cond_broadcast(&gone);
