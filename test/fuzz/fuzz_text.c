@@ -105,6 +105,10 @@ static int ref_duration(const char *s, int64_t *out)
                 unit = 1000;
         else if (strcmp(p, "m") == 0)
                 unit = 60000;
+        else if (strcmp(p, "h") == 0)
+                unit = 3600000;
+        else if (strcmp(p, "d") == 0)
+                unit = 86400000;
         else
                 return -1;
         if ((num * unit) % den != 0)
