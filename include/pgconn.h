@@ -73,12 +73,8 @@ void pgconn_close(struct pgconn *c);
 
 /* IDLE and good, and not due for a fresh login (cert_warn_s) */
 bool pgconn_usable(const struct pgconn *c);
-bool pgconn_closed(const struct pgconn *c);
-bool pgconn_logging_in(const struct pgconn *c);
-const char *pgconn_role(const struct pgconn *c);
 
 /* The last query's results, valid until the next query or close. */
-int pgconn_nresults(const struct pgconn *c);
 const PGresult *pgconn_result(const struct pgconn *c, int i);
 /* A value as a number; -1 when absent, NULL or not a number. */
 long long pgconn_num(const PGresult *r, int row, int col);

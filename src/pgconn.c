@@ -496,26 +496,6 @@ bool pgconn_usable(const struct pgconn *c)
         return true;
 }
 
-bool pgconn_closed(const struct pgconn *c)
-{
-        return c->st == PGCONN_CLOSED;
-}
-
-bool pgconn_logging_in(const struct pgconn *c)
-{
-        return c->st == PGCONN_LOGGING_IN;
-}
-
-const char *pgconn_role(const struct pgconn *c)
-{
-        return c->role;
-}
-
-int pgconn_nresults(const struct pgconn *c)
-{
-        return c->nres;
-}
-
 const PGresult *pgconn_result(const struct pgconn *c, int i)
 {
         return i >= 0 && i < c->nres ? c->res[i] : NULL;
