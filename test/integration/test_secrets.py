@@ -11,7 +11,10 @@ endpoint's answer (all paths, GET/HEAD/POST, with and without the token,
 right and wrong token, Bearer and Basic), every log line at debug level
 (including a reload), `--check-config`, `--once` and `--once --json` are
 searched for each canary, for its last 12 characters (a cut-off echo),
-and for the Basic credentials as sent: zero hits.
+and for the Basic credentials as sent: zero hits. The notifiers' secrets
+(SPEC 12: bearer tokens, tokens in webhook URLs' paths and query strings,
+the password in an Alertmanager URL) likewise, while deliveries succeed,
+are refused and get a 400.
 """
 
 import base64
@@ -24,6 +27,7 @@ import time
 
 import pytest
 
+from receivers import Receiver
 from tlsca import CertAuthority, enable_pg_tls
 
 CANARY = {
@@ -382,3 +386,102 @@ def test_tls_private_keys_never_shown(make_stack, daemon, run_healthd, tmp_path)
         found = [label for label, n in needles_.items() if n in text]
         assert not found, f'{where}: private key material shown: {found}'
         assert_no_hits(where, text, [CANARY])
+
+
+NOTIFY_CANARY = {
+    'bearer': 'CANARY-notify-bearer-4a7d2f',
+    'bearer file': 'CANARY-notify-bearerfile-91c0b7',
+    'url path': 'CANARY-notify-path-b81c3e',
+    'url query': 'CANARY-notify-query-0d9f55',
+    'url file path': 'CANARY-notify-filepath-27e4aa',
+    'url file query': 'CANARY-notify-filequery-c3b618',
+    'refused path': 'CANARY-notify-refused-5f02d1',
+    'rejected query': 'CANARY-notify-rejected-e7a943',
+    'am userinfo': 'CANARY-notify-userinfo-6e2a90',
+}
+
+
+def notify_hits(text):
+    data = text if isinstance(text, str) else text.decode('utf-8', 'replace')
+    return [label for label, v in NOTIFY_CANARY.items() if v in data or v[-12:] in data]
+
+
+def test_notifier_secrets_never_shown(redis_server, daemon, run_healthd, tmp_path):
+    """SPEC 12: bearer tokens (inline and _file), tokens in a URL's path
+    and query (inline, url_file, HEALTHD_ALERTMANAGER_URL with userinfo)
+    never show in logs (debug, deliveries that succeed, are refused, get a
+    400, and a reload), /status, /metrics, /events, the state file or
+    --check-config; /status shows each URL as scheme://host:port only."""
+    c = NOTIFY_CANARY
+    closed = socket.socket()
+    closed.bind(('127.0.0.1', 0))  # bound, never listening: connection refused
+    refused_port = closed.getsockname()[1]
+    bearer_file = tmp_path / 'bearer.secret'
+    bearer_file.write_text(c['bearer file'] + '\n')
+    state = tmp_path / 'state.json'
+    with Receiver() as ok, Receiver() as viafile, Receiver(default=400) as rejecting, \
+            Receiver() as am:
+        url_file = tmp_path / 'url.secret'
+        url_file.write_text(viafile.url(f'/hooks/{c["url file path"]}?sig={c["url file query"]}')
+                            + '\n')
+        config = (
+            '[daemon]\ninterval = 500ms\ntimeout = 250ms\nlog_level = debug\n'
+            f'state_file = {state}\n'
+            f'\n[target redis-cache]\nkind = redis\nhost = 127.0.0.1\n'
+            f'port = {redis_server.redis_port}\n'
+            f'\n[notify inline]\nkind = webhook\n'
+            f'url = {ok.url("/services/" + c["url path"] + "?token=" + c["url query"])}\n'
+            f'bearer_token = {c["bearer"]}\n'
+            f'\n[notify viafile]\nkind = webhook\nurl_file = {url_file}\n'
+            f'bearer_token_file = {bearer_file}\n'
+            f'\n[notify refused]\nkind = webhook\n'
+            f'url = http://127.0.0.1:{refused_port}/x/{c["refused path"]}\n'
+            f'\n[notify rejecting]\nkind = webhook\n'
+            f'url = {rejecting.url("/r?key=" + c["rejected query"])}\n')
+        am_url = f'http://healthd:{c["am userinfo"]}@127.0.0.1:{am.port}/am'
+        env = {'HEALTHD_ALERTMANAGER_URL': am_url}
+        d = daemon(config_text=config, env=env)
+        d.wait_for(lambda: d.json('/status')['targets']['redis-cache']['status'] == 'pass',
+                   10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        ok.wait_count(1, 10, what='the inline notifier delivered')
+        viafile.wait_count(1, 10, what='the url_file notifier delivered')
+        rejecting.wait_count(1, 10, what='the 400')
+        am.wait_count(1, 10, what='the alertmanager notifier delivered')
+
+        def refused_seen():
+            n = d.json('/status')['notifiers']
+            n = n if isinstance(n, dict) else {x['name']: x for x in n}
+            return n['refused'].get('lastError') and n['rejecting'].get('lastError')
+        d.wait_for(refused_seen, 10, what='the refused and rejected errors in /status')
+        # the secrets were used as given
+        assert ok.received()[0].headers.get('Authorization') == f'Bearer {c["bearer"]}'
+        assert c['url path'] in ok.received()[0].path and c['url query'] in ok.received()[0].path
+        assert viafile.received()[0].headers.get('Authorization') == \
+            f'Bearer {c["bearer file"]}'
+        assert am.received()[0].path.startswith('/am/api/v2/alerts'), am.received()[0]
+        assert am.received()[0].headers.get('Authorization') == 'Basic ' + base64.b64encode(
+            f'healthd:{c["am userinfo"]}'.encode()).decode()
+        answers = []
+        for path in ('/status', '/status?format=html', '/metrics', '/events',
+                     '/events?type=notify_failed', '/livez', '/readyz'):
+            status, hdrs, body = d.get(path)
+            answers.append(f'{path} {status} {hdrs}\n{body.decode("utf-8", "replace")}')
+        answers = '\n'.join(answers)
+        assert f'http://127.0.0.1:{ok.port}' in answers  # the URL is shown: scheme://host:port
+        assert 'notify_failed' in answers
+        d.signal(signal.SIGHUP)
+        d.wait_for(lambda: any('reloaded' in e.get('msg', '') for e in d.logs()), 5,
+                   what='the reload to be logged')
+        d.stop()
+    closed.close()
+    logs = d.stdout() + d.stderr()
+    assert '"level":"debug"' in logs
+    r = run_healthd(['--check-config'], config_text=config, env=env)
+    assert r.returncode == 0, r.stderr
+    cli = r.stdout + r.stderr
+    assert 'notify' in cli and '<redacted>' in cli, cli
+    for where, text in (('HTTP answers', answers), ('log lines', logs),
+                        ('--check-config', cli), ('the state file', state.read_text())):
+        found = notify_hits(text)
+        assert not found, f'{where}: notifier secrets shown: {found}'
