@@ -43,6 +43,8 @@ char *notify_hub_save_text(const struct notify_hub *h);
 void notify_hub_restore(struct notify_hub *h, const struct json_t *member);
 
 size_t notify_hub_count(const struct notify_hub *h);
+/* Grows whenever what notify_hub_view shows may have changed. */
+uint64_t notify_hub_generation(const struct notify_hub *h);
 void notify_hub_view(const struct notify_hub *h, size_t i, struct notifier_view *v);
 
 #endif

@@ -307,6 +307,7 @@ static int run_daemon(struct daemon *d)
                 return 1;
         }
         http_set_record(d->http, d->rec);
+        http_set_notify(d->http, d->hub);
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
         d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);

@@ -29,6 +29,7 @@ struct notify_hub {
         size_t nslots;
         void (*listener)(void *arg);
         void *listener_arg;
+        uint64_t generation;
 };
 
 static void pump(struct slot *s);
@@ -81,8 +82,7 @@ static void on_done(void *arg, long status, const char *error)
                         what);
                 break;
         case NOTIFY_RETRY:
-                log_msg(LOG_DEBUG, NULL, "notifier %s: %s answered %s; retrying", c->name,
-                        s->origin, what);
+                log_msg(LOG_DEBUG, NULL, "notifier %s: %s: %s; retrying", c->name, s->origin, what);
                 break;
         case NOTIFY_FAILED: {
                 const char *last = notifier_last_target(s->n);
@@ -102,6 +102,7 @@ static void on_done(void *arg, long status, const char *error)
 static void pump(struct slot *s)
 {
         struct notify_hub *h = s->h;
+        h->generation++;
         double now = wall_now();
         notifier_tick(s->n, now);
         struct notify_request rq;
@@ -254,6 +255,11 @@ void notify_hub_restore(struct notify_hub *h, const json_t *member)
                 notifier_prune(s->n, h->cfg, now);
                 pump(s);
         }
+}
+
+uint64_t notify_hub_generation(const struct notify_hub *h)
+{
+        return h != NULL ? h->generation : 0;
 }
 
 size_t notify_hub_count(const struct notify_hub *h)
