@@ -6,7 +6,7 @@ WERROR   ?= 1
 CC       ?= cc
 PYTEST   ?= pytest-3
 
-PKGS     := libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls
+PKGS     := libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)

@@ -64,6 +64,30 @@ struct target_conf {
         double headroom_warn;
 };
 
+/* One [notify NAME] section (SPEC 12), or a notifier made from
+ * HEALTHD_ALERTMANAGER_URL / HEALTHD_WEBHOOK_URL. */
+enum notify_kind { NOTIFY_ALERTMANAGER, NOTIFY_WEBHOOK };
+
+#define NOTIFY_NAME_MAX 64
+#define MAX_NOTIFIERS 32
+
+struct notify_conf {
+        char name[NOTIFY_NAME_MAX];
+        enum notify_kind kind;
+        char *url;           /* a secret: webhook URLs carry tokens */
+        char *bearer_token;  /* a secret; NULL: no Authorization header */
+        char *ca_file;       /* CA bundle for https:// (NULL: the system's) */
+        char *targets;       /* as written (comma-separated); NULL: all targets */
+        char **target_names; /* `targets` split, each a configured target */
+        size_t ntarget_names;
+        int64_t min_duration_ms;
+        bool notify_warn;
+        bool send_resolved;
+        int64_t timeout_ms;
+        int64_t repeat_interval_ms;
+        long queue_max;
+};
+
 struct config {
         char *file; /* NULL when no file was read */
         char *listen_host;
@@ -91,6 +115,11 @@ struct config {
         /* HTTPS for the daemon's own endpoint: both or neither (SPEC 13) */
         char *tls_cert_file;
         char *tls_key_file;
+        /* notifications (SPEC 12) */
+        char *instance;     /* the "instance" of every notification; default the host name */
+        char *external_url; /* where people reach this daemon (generatorURL); may be NULL */
+        struct notify_conf *notifiers;
+        size_t nnotifiers;
         struct target_conf *targets;
         size_t ntargets;
 };
@@ -124,6 +153,13 @@ void config_keep_targets(struct config *cfg, const char *const *names, size_t n)
 const struct target_conf *config_find_target(const struct config *cfg, const char *name);
 
 const char *target_kind_name(enum target_kind kind);
+const char *notify_kind_name(enum notify_kind kind);
+
+/* True when the notifier watches the target (its `targets`, or all). */
+bool notify_conf_watches(const struct notify_conf *n, const char *target);
+/* True when two notifier configurations are the same (a reload keeps the
+ * queue and the alerts of such notifiers). */
+bool notify_conf_equal(const struct notify_conf *a, const struct notify_conf *b);
 
 /* Parses "host:port", "[v6]:port" or ":port"; returns 0 or -1. */
 int parse_listen(const char *s, char *host, size_t hostlen, int *port);

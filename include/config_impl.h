@@ -21,6 +21,7 @@
 #define K_PGB (1u << KIND_PGBOUNCER)
 #define K_ALL (K_REDIS | K_PG | K_PGB)
 #define S_DAEMON (1u << 8)
+#define S_NOTIFY (1u << 9)
 
 /* KF_SECRET: printed as <redacted>, never as its value.  KF_INHERIT: a target
  * key that, when no file or environment set it, takes the value of the
@@ -44,7 +45,7 @@ struct key_type {
 
 extern const struct key_type type_str, type_secret, type_secret_file, type_int, type_long,
     type_port, type_dur, type_bool, type_ratio, type_enum, type_word, type_queues, type_listen,
-    type_file, type_keyfile, type_redis_tls;
+    type_file, type_keyfile, type_redis_tls, type_url, type_url_file, type_url_plain;
 
 struct key {
         const char *name;
@@ -71,6 +72,8 @@ extern const size_t config_nkeys;
 /* The [daemon] key (target false) or target key (target true) of that name,
  * or NULL. */
 const struct key *config_key_find(bool target, const char *name);
+/* The [notify NAME] key of that name, or NULL. */
+const struct key *config_key_find_notify(const char *name);
 /* Parses value into the key's field of base; returns 0, or -1 with why. */
 int config_key_set(const struct key *k, void *base, const char *value, char *why, size_t whylen);
 void config_key_print(FILE *out, const struct key *k, const void *base);
@@ -96,14 +99,20 @@ struct target_conf *cfg_target_add(struct config *cfg, const char *name);
 void cfg_target_clear(struct target_conf *t);
 bool cfg_valid_target_name(const char *s);
 
+/* ---- notifiers (config.c) ---- */
+
+struct notify_conf *cfg_notify_add(struct config *cfg, const char *name);
+struct notify_conf *cfg_notify_find(struct config *cfg, const char *name);
+
 /* ---- the INI file (config_ini.c) ---- */
 
 /* Reads the file into cfg.  lines[i] gets the line of the i-th target's
  * section header, dlines[k] the line that set [daemon] key k (an index into
- * config_keys).  Returns the number of targets the file defined, or -1 with
- * one message naming the file, line and key in err. */
-int config_ini_load(struct config *cfg, const char *file, int *lines, int *dlines, char *err,
-                    size_t errlen);
+ * config_keys), nlines[2*i] the line of the i-th notifier's section header
+ * and nlines[2*i+1] the line of its `targets` key.  Returns the number of targets the file defined,
+ * or -1 with one message naming the file, line and key in err. */
+int config_ini_load(struct config *cfg, const char *file, int *lines, int *dlines, int *nlines,
+                    char *err, size_t errlen);
 
 /* ---- the Compose stack's default targets (config_compose.c) ---- */
 

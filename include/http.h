@@ -49,6 +49,9 @@ void http_update(struct http *h, const struct config *cfg);
 /* The record behind /events and the state metrics (SPEC 11); may be NULL. */
 struct record;
 void http_set_record(struct http *h, struct record *r);
+/* The notifiers shown in /status and /metrics (SPEC 12). */
+struct notify_hub;
+void http_set_notify(struct http *h, struct notify_hub *hub);
 /* True when the listener speaks HTTPS. */
 bool http_tls_on(const struct http *h);
 /* Serves `t` (taken over) to every new TLS handshake from now on, without

@@ -39,6 +39,12 @@ void record_after_reload(struct record *r, const struct config *cfg);
 void record_stop(struct record *r, const char *signal_name);
 void record_free(struct record *r);
 
+/* The notifiers (SPEC 12): restores what the state file kept of them (read
+ * by record_new), saves them with every write, and writes soon after they
+ * change.  Call right after record_new. */
+struct notify_hub;
+void record_set_notify(struct record *r, struct notify_hub *h);
+
 const struct journal *record_journal(const struct record *r);
 void record_get_stats(const struct record *r, struct record_stats *s);
 

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct notifier_view;
+
 struct render_ctx {
         const char *version;
         double now;    /* wall clock */
@@ -24,6 +26,9 @@ struct render_ctx {
         const struct journal *journal;
         const struct record_stats *record;
         const char *nonce; /* the dashboard's script nonce (CSP), or NULL */
+        /* the notifiers (SPEC 12); none with --once */
+        const struct notifier_view *notifiers;
+        size_t nnotifiers;
 };
 
 /* Aggregate of critical targets (SPEC 3): fail if any fails or is unknown,

@@ -1,7 +1,11 @@
 /* The state file format (SPEC 11): serialise and parse, pure over buffers.
  *
  *   {"format": "hdms-healthd-state", "version": 1, "savedAt": RFC 3339,
- *    "nextEventId": N, "targets": [RECORD, ...], "events": [EVENT, ...]}
+ *    "nextEventId": N, "targets": [RECORD, ...], "notify": {...},
+ *    "events": [EVENT, ...]}
+ *
+ * "notify" is optional (notify_hub.c writes it when notifiers are
+ * configured; older files have none).
  *
  * A RECORD is one target: its identity (name, kind, host, port, db,
  * dbname), its last status, and its service levels (slo_save), with its own
@@ -47,15 +51,17 @@ char *state_serialise(struct json_t *const *records, size_t nrecords, struct jso
                       size_t nparked, const struct journal *j, double wall, size_t *len);
 /* The same from the configured targets' records already as text (texts of
  * state_record_text joined by ",\n"), so a caller can build them a few at a
- * time. */
+ * time; `notify`, when not NULL, is the JSON text of the "notify" member. */
 char *state_serialise_texts(const char *records, size_t rlen, struct json_t *const *parked,
-                            size_t nparked, const struct journal *j, double wall, size_t *len);
+                            size_t nparked, const struct journal *j, const char *notify,
+                            double wall, size_t *len);
 
 /* A parsed and validated file. */
 struct state_loaded {
         struct json_t *root;    /* owns everything below */
         struct json_t *targets; /* array of records */
         struct json_t *events;  /* array, oldest first */
+        struct json_t *notify;  /* the notifiers' member (SPEC 12), NULL if none */
         uint64_t next_event_id;
         double saved_at; /* wall clock */
 };

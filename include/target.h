@@ -68,6 +68,12 @@ double engine_uptime(const struct engine *e);
 /* The record (SPEC 11).  Transitions, outage ends and reloads go to the
  * journal, from one place in the engine; NULL (the default) records none. */
 void engine_set_journal(struct engine *e, struct journal *j);
+/* Every status change of a target (its first result included, and a
+ * restored target's first result after a start) goes to this listener as
+ * well (the notifiers, SPEC 12); NULL: none. */
+struct notify_event;
+typedef void (*engine_status_fn)(void *arg, const struct notify_event *ev);
+void engine_set_status_listener(struct engine *e, engine_status_fn fn, void *arg);
 /* The target's service levels, for saving and restoring them. */
 struct slo *engine_slo(struct engine *e, size_t i);
 /* True for a target that has neither a result nor restored history yet: one

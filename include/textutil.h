@@ -101,4 +101,13 @@ HEALTHD_MUSTCHECK int parse_ratio(const char *s, double *out);
  */
 bool text_ieq(const char *a, size_t len, const char *b);
 
+/*
+ * The origin of an http:// or https:// URL as "scheme://host:port" (the
+ * port the scheme implies when none is written), without user name,
+ * password, path, query or fragment: the only part of a notifier's URL that
+ * may be shown (webhook URLs carry tokens).  Returns 0, or -1 when url is
+ * not such a URL (out then holds "invalid").
+ */
+int url_origin(const char *url, char *out, size_t len);
+
 #endif /* HEALTHD_TEXTUTIL_H */

@@ -47,7 +47,7 @@ done
 CLANG=${CLANG:-clang}
 WERROR=${WERROR:-1}
 out=build/fuzz
-pkgs="libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls"
+pkgs="libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls libcurl"
 
 if ! command -v "$CLANG" >/dev/null; then
         echo "$0: $CLANG not found: apt-get install clang libclang-rt-14-dev" >&2

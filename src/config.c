@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- targets ---- */
 
@@ -59,6 +60,176 @@ bool cfg_valid_target_name(const char *s)
                 if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
                         return false;
         return true;
+}
+
+/* ---- notifiers ---- */
+
+static void notify_clear(struct notify_conf *n)
+{
+        if (n->url != NULL)
+                explicit_bzero(n->url, strlen(n->url));
+        free(n->url);
+        if (n->bearer_token != NULL)
+                explicit_bzero(n->bearer_token, strlen(n->bearer_token));
+        free(n->bearer_token);
+        free(n->ca_file);
+        free(n->targets);
+        for (size_t i = 0; i < n->ntarget_names; i++)
+                free(n->target_names[i]);
+        free(n->target_names);
+}
+
+struct notify_conf *cfg_notify_add(struct config *cfg, const char *name)
+{
+        struct notify_conf *v = realloc(cfg->notifiers, (cfg->nnotifiers + 1) * sizeof(*v));
+        if (v == NULL)
+                abort();
+        cfg->notifiers = v;
+        struct notify_conf *n = &v[cfg->nnotifiers++];
+        memset(n, 0, sizeof(*n));
+        snprintf(n->name, sizeof(n->name), "%s", name);
+        n->kind = (enum notify_kind) - 1;
+        config_key_defaults(S_NOTIFY, n);
+        return n;
+}
+
+struct notify_conf *cfg_notify_find(struct config *cfg, const char *name)
+{
+        for (size_t i = 0; i < cfg->nnotifiers; i++)
+                if (strcmp(cfg->notifiers[i].name, name) == 0)
+                        return &cfg->notifiers[i];
+        return NULL;
+}
+
+bool notify_conf_watches(const struct notify_conf *n, const char *target)
+{
+        if (n->targets == NULL)
+                return true;
+        for (size_t i = 0; i < n->ntarget_names; i++)
+                if (strcmp(n->target_names[i], target) == 0)
+                        return true;
+        return false;
+}
+
+/* HEALTHD_ALERTMANAGER_URL and HEALTHD_WEBHOOK_URL (or their _FILE): a
+ * notifier named alertmanager or webhook with the defaults, or the URL of
+ * the file's section of that name (the environment wins over the file, as
+ * for every key).  Empty: nothing. */
+static int env_notifiers(struct config *cfg, char *const *envp, char *err, size_t errlen)
+{
+        static const struct {
+                const char *var, *name;
+                enum notify_kind kind;
+        } vars[] = {
+            {"HEALTHD_ALERTMANAGER_URL", "alertmanager", NOTIFY_ALERTMANAGER},
+            {"HEALTHD_WEBHOOK_URL", "webhook", NOTIFY_WEBHOOK},
+        };
+        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+                char fname[64], why[512];
+                snprintf(fname, sizeof(fname), "%s_FILE", vars[i].var);
+                const char *path = cfg_env_get(envp, fname);
+                const char *v = cfg_env_get(envp, vars[i].var);
+                const char *var = vars[i].var;
+                const struct key *k;
+                if (path != NULL && path[0] != '\0') {
+                        k = config_key_find_notify("url_file");
+                        v = path;
+                        var = fname;
+                } else if (v != NULL && v[0] != '\0') {
+                        k = config_key_find_notify("url");
+                } else {
+                        continue;
+                }
+                struct notify_conf *n = cfg_notify_find(cfg, vars[i].name);
+                bool added = n == NULL;
+                if (added) {
+                        if (cfg->nnotifiers >= MAX_NOTIFIERS) {
+                                snprintf(err, errlen, "environment: %s: more than %d notifiers",
+                                         var, MAX_NOTIFIERS);
+                                return -1;
+                        }
+                        n = cfg_notify_add(cfg, vars[i].name);
+                        n->kind = vars[i].kind;
+                }
+                if (config_key_set(k, n, v, why, sizeof(why)) != 0) {
+                        snprintf(err, errlen, "environment: %s: %s", var, why);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* Splits each notifier's `targets` and checks every name is a configured
+ * target; checks a URL is set.  After the default targets are added, so
+ * that `targets` may name them.  nlines: see config_ini_load (NULL: no
+ * file). */
+static int finish_notifiers(struct config *cfg, const int *nlines, char *err, size_t errlen)
+{
+        if (cfg->instance == NULL) {
+                char host[256];
+                if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+                        snprintf(host, sizeof(host), "localhost");
+                host[sizeof(host) - 1] = '\0';
+                cfg->instance = cfg_strdup(host);
+        }
+        for (size_t i = 0; i < cfg->nnotifiers; i++) {
+                struct notify_conf *n = &cfg->notifiers[i];
+                char where[300];
+                int sline = nlines != NULL && i < MAX_NOTIFIERS ? nlines[2 * i] : 0;
+                int tline = nlines != NULL && i < MAX_NOTIFIERS ? nlines[2 * i + 1] : 0;
+                if (sline > 0)
+                        snprintf(where, sizeof(where), "%s:%d: [notify %s]", cfg->file, sline,
+                                 n->name);
+                else
+                        snprintf(where, sizeof(where), "[notify %s]", n->name);
+                if (n->url == NULL) {
+                        snprintf(err, errlen,
+                                 "%s url: missing: every notifier needs url or url_file", where);
+                        return -1;
+                }
+                if (n->targets == NULL)
+                        continue;
+                const char *p = n->targets;
+                while (*p != '\0') {
+                        while (*p == ' ' || *p == ',')
+                                p++;
+                        size_t l = strcspn(p, ", ");
+                        if (l == 0)
+                                break;
+                        char name[TARGET_NAME_MAX + 1];
+                        snprintf(name, sizeof(name), "%.*s",
+                                 (int)(l < TARGET_NAME_MAX ? l : TARGET_NAME_MAX), p);
+                        if (l >= TARGET_NAME_MAX || config_find_target(cfg, name) == NULL) {
+                                if (tline > 0)
+                                        snprintf(where, sizeof(where), "%s:%d: [notify %s]",
+                                                 cfg->file, tline, n->name);
+                                snprintf(err, errlen, "%s targets: no target named '%.*s'", where,
+                                         (int)(l < 80 ? l : 80), p);
+                                return -1;
+                        }
+                        bool dup = false;
+                        for (size_t j = 0; j < n->ntarget_names; j++)
+                                dup = dup || strcmp(n->target_names[j], name) == 0;
+                        if (!dup) {
+                                char **v =
+                                    realloc(n->target_names, (n->ntarget_names + 1) * sizeof(*v));
+                                if (v == NULL)
+                                        abort();
+                                n->target_names = v;
+                                v[n->ntarget_names++] = cfg_strdup(name);
+                        }
+                        p += l;
+                }
+                if (n->ntarget_names == 0) {
+                        if (tline > 0)
+                                snprintf(where, sizeof(where), "%s:%d: [notify %s]", cfg->file,
+                                         tline, n->name);
+                        snprintf(err, errlen,
+                                 "%s targets: no target named (leave the key out for all)", where);
+                        return -1;
+                }
+        }
+        return 0;
 }
 
 /* The variable of a [daemon] key: HEALTHD_ and the name in upper case. */
@@ -165,7 +336,8 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
         struct config *cfg = calloc(1, sizeof(*cfg));
         int *dlines = calloc(config_nkeys, sizeof(int));
         int *lines = calloc(MAX_TARGETS + 8, sizeof(int));
-        if (cfg == NULL || dlines == NULL || lines == NULL)
+        int *nlines = calloc(2 * MAX_NOTIFIERS, sizeof(int));
+        if (cfg == NULL || dlines == NULL || lines == NULL || nlines == NULL)
                 abort();
         config_key_defaults(S_DAEMON, cfg);
         err[0] = '\0';
@@ -173,11 +345,12 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
 
         if (ov != NULL && ov->file != NULL) {
                 cfg->file = cfg_strdup(ov->file);
-                file_targets = config_ini_load(cfg, ov->file, lines, dlines, err, errlen);
+                file_targets = config_ini_load(cfg, ov->file, lines, dlines, nlines, err, errlen);
                 if (file_targets < 0)
                         goto fail;
         }
-        if (apply_env(cfg, envp, dlines, err, errlen) != 0)
+        if (apply_env(cfg, envp, dlines, err, errlen) != 0 ||
+            env_notifiers(cfg, envp, err, errlen) != 0)
                 goto fail;
         if (ov != NULL) {
                 const struct {
@@ -248,12 +421,15 @@ struct config *config_load(const struct config_overrides *ov, char *const *envp,
                          where, cfg->tls_cert_file != NULL ? "tls_key_file" : "tls_cert_file");
                 goto fail;
         }
-        if (finish_targets(cfg, cfg->file, lines, err, errlen) != 0)
+        if (finish_targets(cfg, cfg->file, lines, err, errlen) != 0 ||
+            finish_notifiers(cfg, nlines, err, errlen) != 0)
                 goto fail;
+        free(nlines);
         free(lines);
         free(dlines);
         return cfg;
 fail:
+        free(nlines);
         free(lines);
         free(dlines);
         config_free(cfg);
@@ -276,6 +452,11 @@ void config_free(struct config *cfg)
         free(cfg->state_file);
         free(cfg->tls_cert_file);
         free(cfg->tls_key_file);
+        free(cfg->instance);
+        free(cfg->external_url);
+        for (size_t i = 0; i < cfg->nnotifiers; i++)
+                notify_clear(&cfg->notifiers[i]);
+        free(cfg->notifiers);
         free(cfg);
 }
 
@@ -334,6 +515,16 @@ bool target_conf_equal(const struct target_conf *a, const struct target_conf *b)
                a->cert_expiry_warn_ms == b->cert_expiry_warn_ms;
 }
 
+bool notify_conf_equal(const struct notify_conf *a, const struct notify_conf *b)
+{
+        return strcmp(a->name, b->name) == 0 && a->kind == b->kind && str_eq(a->url, b->url) &&
+               str_eq(a->bearer_token, b->bearer_token) && str_eq(a->ca_file, b->ca_file) &&
+               str_eq(a->targets, b->targets) && a->min_duration_ms == b->min_duration_ms &&
+               a->notify_warn == b->notify_warn && a->send_resolved == b->send_resolved &&
+               a->timeout_ms == b->timeout_ms && a->repeat_interval_ms == b->repeat_interval_ms &&
+               a->queue_max == b->queue_max;
+}
+
 /* ---- printing ---- */
 
 void config_print(const struct config *cfg, FILE *out)
@@ -352,5 +543,12 @@ void config_print(const struct config *cfg, FILE *out)
                         if (k->sections & (1u << t->kind))
                                 config_key_print(out, k, t);
                 }
+        }
+        for (size_t ni = 0; ni < cfg->nnotifiers; ni++) {
+                const struct notify_conf *n = &cfg->notifiers[ni];
+                fprintf(out, "\n[notify %s]\n", n->name);
+                for (size_t i = 0; i < config_nkeys; i++)
+                        if (config_keys[i].sections & S_NOTIFY)
+                                config_key_print(out, &config_keys[i], n);
         }
 }

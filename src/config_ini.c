@@ -41,6 +41,9 @@ struct parse_state {
         /* per target, the line of its section header, for cross-key errors */
         int *target_lines;
         int file_targets;
+        /* per notifier, the lines of its header and of its targets key */
+        struct notify_conf *notify;
+        int *notify_lines;
 };
 
 static void fail_at(struct parse_state *ps, int line, const char *key, const char *fmt, ...)
@@ -74,9 +77,30 @@ static void begin_section(struct parse_state *ps, const char *section)
         ps->section_line = ps->line;
         ps->nseen = 0;
         ps->target = NULL;
+        ps->notify = NULL;
         ps->in_section = true;
         if (strcmp(section, "daemon") == 0)
                 return;
+        if (strncmp(section, "notify ", 7) == 0) {
+                const char *nn = section + 7;
+                if (!cfg_valid_target_name(nn)) {
+                        fail_at(ps, ps->section_line, NULL,
+                                "[%s]: a notifier name is 1-63 letters, digits, '-' or '_'",
+                                section);
+                        return;
+                }
+                if (cfg_notify_find(ps->cfg, nn) != NULL) {
+                        fail_at(ps, ps->section_line, NULL, "notifier '%s' defined twice", nn);
+                        return;
+                }
+                if (ps->cfg->nnotifiers >= MAX_NOTIFIERS) {
+                        fail_at(ps, ps->line, NULL, "more than %d notifiers", MAX_NOTIFIERS);
+                        return;
+                }
+                ps->notify_lines[2 * ps->cfg->nnotifiers] = ps->section_line;
+                ps->notify = cfg_notify_add(ps->cfg, nn);
+                return;
+        }
         if (strncmp(section, "target ", 7) == 0) {
                 const char *tn = section + 7;
                 if (!cfg_valid_target_name(tn)) {
@@ -100,7 +124,8 @@ static void begin_section(struct parse_state *ps, const char *section)
                 return;
         }
         fail_at(ps, ps->section_line, NULL,
-                "unknown section [%s] (expected [daemon] or [target NAME])", section);
+                "unknown section [%s] (expected [daemon], [target NAME] or [notify NAME])",
+                section);
 }
 
 static char *line_reader(char *str, int num, void *stream)
@@ -146,6 +171,11 @@ static char *line_reader(char *str, int num, void *stream)
 
 static void finish_section(struct parse_state *ps)
 {
+        if (ps->notify != NULL && !ps->failed && (int)ps->notify->kind < 0) {
+                fail_at(ps, ps->section_line, "kind",
+                        "missing: every notifier needs kind = alertmanager or webhook");
+                return;
+        }
         struct target_conf *t = ps->target;
         if (t == NULL || ps->failed)
                 return;
@@ -169,11 +199,13 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
         if (ps->failed)
                 return 1;
         if (!ps->in_section) {
-                fail_at(ps, ps->line, name,
-                        "outside any section (put it under [daemon] or [target NAME])");
+                fail_at(
+                    ps, ps->line, name,
+                    "outside any section (put it under [daemon], [target NAME] or [notify NAME])");
                 return 1;
         }
-        const struct key *k = config_key_find(ps->target != NULL, name);
+        const struct key *k = ps->notify != NULL ? config_key_find_notify(name)
+                                                 : config_key_find(ps->target != NULL, name);
         if (k == NULL) {
                 fail_at(ps, ps->line, name, "unknown key");
                 return 1;
@@ -190,17 +222,21 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
                 ps->seen[ps->nseen] = k;
                 ps->seen_line[ps->nseen++] = ps->line;
         }
-        if (ps->target == NULL)
+        if (ps->notify != NULL && strcmp(name, "targets") == 0)
+                ps->notify_lines[2 * (ps->notify - ps->cfg->notifiers) + 1] = ps->line;
+        else if (ps->target == NULL && ps->notify == NULL)
                 ps->dlines[k - config_keys] = ps->line;
-        char why[256];
-        void *base = ps->target != NULL ? (void *)ps->target : (void *)ps->cfg;
+        char why[512];
+        void *base = ps->notify != NULL   ? (void *)ps->notify
+                     : ps->target != NULL ? (void *)ps->target
+                                          : (void *)ps->cfg;
         if (config_key_set(k, base, value, why, sizeof(why)) != 0)
                 fail_at(ps, ps->line, name, "%s", why);
         return 1;
 }
 
-int config_ini_load(struct config *cfg, const char *file, int *lines, int *dlines, char *err,
-                    size_t errlen)
+int config_ini_load(struct config *cfg, const char *file, int *lines, int *dlines, int *nlines,
+                    char *err, size_t errlen)
 {
         struct parse_state *ps = calloc(1, sizeof(*ps));
         if (ps == NULL)
@@ -211,6 +247,7 @@ int config_ini_load(struct config *cfg, const char *file, int *lines, int *dline
         ps->errlen = errlen;
         ps->target_lines = lines;
         ps->dlines = dlines;
+        ps->notify_lines = nlines;
         ps->fp = fopen(file, "re");
         if (ps->fp == NULL) {
                 snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));

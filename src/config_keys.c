@@ -15,10 +15,13 @@
 
 #define D(f) offsetof(struct config, f)
 #define T(f) offsetof(struct target_conf, f)
+#define N(f) offsetof(struct notify_conf, f)
 #define NWORDS(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 /* In the order of enum target_kind. */
 static const char *const kind_words[] = {"redis", "postgres", "pgbouncer"};
+/* In the order of enum notify_kind. */
+static const char *const notify_kind_words[] = {"alertmanager", "webhook"};
 /* In the order of enum log_format. */
 static const char *const format_words[] = {"text", "json"};
 static const char *const sslmode_words[] = {"disable", "allow",     "prefer",
@@ -65,6 +68,10 @@ const struct key config_keys[] = {
     {"events_max", S_DAEMON, &type_long, D(events_max), 0, "1000", .min = 10, .max = 100000},
     {"tls_cert_file", S_DAEMON, &type_file, D(tls_cert_file)},
     {"tls_key_file", S_DAEMON, &type_file, D(tls_key_file)},
+    /* Notifications (SPEC 12, docs/notifications.md).  instance defaults to
+     * the host name, filled in after loading. */
+    {"instance", S_DAEMON, &type_str, D(instance)},
+    {"external_url", S_DAEMON, &type_url_plain, D(external_url)},
 
     {"kind", K_ALL, &type_enum, T(kind), ENUM(kind_words)},
     {"host", K_ALL, &type_str, T(host), .kind_def = {"localhost", "localhost", "localhost"}},
@@ -103,6 +110,26 @@ const struct key config_keys[] = {
     {"pool_size_max", K_PGB, &type_long, T(pool_size_max), 0, "50", .min = 0, .max = 100000},
     {"queue_warn", K_REDIS, &type_long, T(queue_warn), 0, "1000", .min = 0, .max = 2000000000L},
     {"headroom_warn", K_REDIS, &type_ratio, T(headroom_warn), 0, "0.1"},
+
+    /* [notify NAME] (SPEC 12).  The URL is a secret (webhook URLs carry
+     * tokens): type_url prints only its scheme, host and port. */
+    {"kind", S_NOTIFY, &type_enum, N(kind), ENUM(notify_kind_words)},
+    {"url", S_NOTIFY, &type_url, N(url)},
+    {"url_file", S_NOTIFY, &type_url_file, N(url)},
+    {"bearer_token", S_NOTIFY, &type_secret, N(bearer_token), .flags = KF_SECRET | KF_NONEMPTY},
+    {"bearer_token_file", S_NOTIFY, &type_secret_file, N(bearer_token),
+     .flags = KF_SECRET | KF_NONEMPTY},
+    /* Not in SPEC 12: a private CA (an internal Alertmanager, a test). */
+    {"ca_file", S_NOTIFY, &type_file, N(ca_file)},
+    {"targets", S_NOTIFY, &type_str, N(targets)},
+    {"min_duration", S_NOTIFY, &type_dur, N(min_duration_ms), 0, "0"},
+    {"notify_warn", S_NOTIFY, &type_bool, N(notify_warn), 0, "no"},
+    {"send_resolved", S_NOTIFY, &type_bool, N(send_resolved), 0, "yes"},
+    {"timeout", S_NOTIFY, &type_dur, N(timeout_ms), 0, "5s", .min = 100, .max = 300000},
+    /* Alertmanager's resolve_timeout is 5m by default; endsAt is always
+     * explicit (now + 4 x repeat_interval), so any interval works. */
+    {"repeat_interval", S_NOTIFY, &type_dur, N(repeat_interval_ms), 0, "1m", .min = 1000},
+    {"queue_max", S_NOTIFY, &type_long, N(queue_max), 0, "100", .min = 1, .max = 100000},
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -114,14 +141,31 @@ const char *target_kind_name(enum target_kind kind)
         return "unknown";
 }
 
-const struct key *config_key_find(bool target, const char *name)
+const char *notify_kind_name(enum notify_kind kind)
+{
+        if ((int)kind >= 0 && (int)kind < NWORDS(notify_kind_words))
+                return notify_kind_words[kind];
+        return "unknown";
+}
+
+static const struct key *key_in(unsigned section, const char *name)
 {
         for (size_t i = 0; i < config_nkeys; i++) {
                 const struct key *k = &config_keys[i];
-                if (((k->sections & S_DAEMON) == 0) == target && strcmp(k->name, name) == 0)
+                if ((k->sections & section) != 0 && strcmp(k->name, name) == 0)
                         return k;
         }
         return NULL;
+}
+
+const struct key *config_key_find(bool target, const char *name)
+{
+        return key_in(target ? K_ALL : S_DAEMON, name);
+}
+
+const struct key *config_key_find_notify(const char *name)
+{
+        return key_in(S_NOTIFY, name);
 }
 
 /* ---- shared helpers ---- */
@@ -468,6 +512,79 @@ static int word_set(const struct key *k, void *base, const char *value, char *wh
 }
 
 const struct key_type type_word = {word_set, str_print};
+
+/* An http:// or https:// URL with a host.  The message never quotes the
+ * value: a notifier's URL is a secret. */
+static int url_check(const char *value, char *why, size_t whylen)
+{
+        char origin[300];
+        if (strlen(value) > 2048) {
+                snprintf(why, whylen, "URL longer than 2048 bytes");
+                return -1;
+        }
+        for (const char *p = value; *p != '\0'; p++)
+                if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+                        snprintf(why, whylen, "URL holds a space or a control character");
+                        return -1;
+                }
+        if (url_origin(value, origin, sizeof(origin)) != 0) {
+                snprintf(why, whylen,
+                         "not an http:// or https:// URL with a host (value not shown: it may "
+                         "hold a token)");
+                return -1;
+        }
+        return 0;
+}
+
+static int url_set(const struct key *k, void *base, const char *value, char *why, size_t whylen)
+{
+        if (url_check(value, why, whylen) != 0)
+                return -1;
+        cfg_set_str(SLOT(char *, base, k), value);
+        return 0;
+}
+
+/* Only the origin, and a path that says the rest was left out: the line
+ * still reads back as a URL to the same server. */
+static void url_print(FILE *out, const struct key *k, const void *base)
+{
+        const char *s = *CSLOT(char *, base, k);
+        char origin[300], line[340];
+        if (s == NULL)
+                return;
+        url_origin(s, origin, sizeof(origin));
+        snprintf(line, sizeof(line), "%s/<redacted>", origin);
+        print_kv(out, k->name, line);
+}
+
+const struct key_type type_url = {url_set, url_print};
+
+static int url_file_set(const struct key *k, void *base, const char *value, char *why,
+                        size_t whylen)
+{
+        char *url = NULL;
+        if (cfg_read_secret_file(value, &url, why, whylen) != 0)
+                return -1;
+        if (url_check(url, why, whylen) != 0) {
+                char inner[200];
+                snprintf(inner, sizeof(inner), "%s", why);
+                snprintf(why, whylen, "'%s': %s", value, inner);
+                explicit_bzero(url, strlen(url));
+                free(url);
+                return -1;
+        }
+        char **slot = SLOT(char *, base, k);
+        if (*slot != NULL)
+                explicit_bzero(*slot, strlen(*slot));
+        free(*slot);
+        *slot = url;
+        return 0;
+}
+
+const struct key_type type_url_file = {url_file_set, NULL};
+
+/* A URL that is no secret ([daemon] external_url): printed whole. */
+const struct key_type type_url_plain = {url_set, str_print};
 
 /* A file the daemon or libpq will read: checked when the configuration is
  * loaded (at start and at every reload), so that a path that cannot be

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "journal.h"
 #include "log.h"
+#include "notify_hub.h"
 #include "record.h"
 #include "render.h"
 #include "textutil.h"
@@ -41,6 +42,9 @@ struct http {
         struct cached status, ready, started;
         struct record *rec;
         struct record_stats rec_stats;
+        struct notify_hub *hub;
+        struct notifier_view *notif_views; /* room for nnotif_views */
+        size_t nnotif_views;
         bool tls;
 };
 
@@ -239,6 +243,18 @@ static void render_ctx(struct http *h, struct render_ctx *c)
                 record_get_stats(h->rec, &h->rec_stats);
         c->record = h->rec != NULL ? &h->rec_stats : NULL;
         c->nonce = NULL;
+        size_t nn = notify_hub_count(h->hub);
+        if (nn > h->nnotif_views) {
+                free(h->notif_views);
+                h->notif_views = calloc(nn, sizeof(*h->notif_views));
+                if (h->notif_views == NULL)
+                        abort();
+                h->nnotif_views = nn;
+        }
+        for (size_t i = 0; i < nn; i++)
+                notify_hub_view(h->hub, i, &h->notif_views[i]);
+        c->notifiers = h->notif_views;
+        c->nnotifiers = nn;
 }
 
 /* The q-value the Accept header gives `type` ("text/html"), from its own
@@ -565,7 +581,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 
         struct render_ctx rc;
         render_ctx(h, &rc);
-        uint64_t gen = engine_generation(h->eng);
+        /* a notifier's counters change without a check result */
+        uint64_t gen = engine_generation(h->eng) + notify_hub_generation(h->hub);
         char *body;
         enum status st;
 
@@ -827,6 +844,11 @@ void http_set_record(struct http *h, struct record *r)
         h->rec = r;
 }
 
+void http_set_notify(struct http *h, struct notify_hub *hub)
+{
+        h->hub = hub;
+}
+
 void http_free(struct http *h)
 {
         if (h == NULL)
@@ -842,6 +864,7 @@ void http_free(struct http *h)
         cache_set(&h->ready, NULL, ST_UNKNOWN, 0);
         cache_set(&h->started, NULL, ST_UNKNOWN, 0);
         free(h->views);
+        free(h->notif_views);
         free(h);
         gzip_free_state();
 }

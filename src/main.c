@@ -3,6 +3,9 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
+#include "notify_http.h"
+#include "notify_hub.h"
 #include "pglogin.h"
 #include "record.h"
 #include "render.h"
@@ -99,6 +102,7 @@ struct daemon {
         struct engine *eng;
         struct http *http;
         struct record *rec;
+        struct notify_hub *hub;
         const char *stop_signal;
         struct sdnotify *sdn; /* NULL unless systemd gave NOTIFY_SOCKET */
         struct event *sig_term, *sig_int, *sig_hup;
@@ -239,6 +243,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         record_before_reload(d->rec);
         engine_reload(d->eng, n);
         record_after_reload(d->rec, n);
+        notify_hub_reload(d->hub, n);
         http_update(d->http, n);
         config_free(d->cfg);
         d->cfg = n;
@@ -253,6 +258,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         sdnotify_reloading(d->sdn);
         on_reload(sig, what, arg);
         sdnotify_ready(d->sdn);
+}
+
+static void on_status(void *arg, const struct notify_event *ev)
+{
+        notify_hub_status(arg, ev);
 }
 
 static int run_daemon(struct daemon *d)
@@ -287,12 +297,17 @@ static int run_daemon(struct daemon *d)
         /* before HTTP serves and before any check runs: restored history is
          * in place for the first answer and the first result */
         d->rec = record_new(d->base, d->cfg, d->eng);
+        /* after the record: it restores what the state file kept of them */
+        d->hub = notify_hub_new(d->base, d->cfg);
+        record_set_notify(d->rec, d->hub);
+        engine_set_status_listener(d->eng, on_status, d->hub);
         d->http = http_new(d->base, d->cfg, d->eng, err, sizeof(err));
         if (d->http == NULL) {
                 fprintf(stderr, "hdms-healthd: %s\n", err);
                 return 1;
         }
         http_set_record(d->http, d->rec);
+        http_set_notify(d->http, d->hub);
         d->sig_term = evsignal_new(d->base, SIGTERM, on_stop, d);
         d->sig_int = evsignal_new(d->base, SIGINT, on_stop, d);
         d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
@@ -330,6 +345,9 @@ static void daemon_free(struct daemon *d)
         sdnotify_free(d->sdn);
         http_free(d->http);
         record_free(d->rec); /* waits for the last state write */
+        if (d->eng != NULL)
+                engine_set_status_listener(d->eng, NULL, NULL);
+        notify_hub_free(d->hub);
         engine_free(d->eng);
         /* the probes cancelled their logins; their threads end within a
          * poll slice unless one is deep in a hostile SCRAM computation */
@@ -489,6 +507,8 @@ int main(int argc, char **argv)
         /* Commands, not the daemon: SIGTERM and SIGINT stop them at once. */
         if (check || once)
                 unblock_early_signals();
+        /* before any thread starts (libcurl's global state) */
+        nhttp_global_init();
         char err[1024];
         d.cfg = config_load(&d.ov, environ, err, sizeof(err));
         if (d.cfg == NULL) {
@@ -532,6 +552,7 @@ int main(int argc, char **argv)
                         log_msg(LOG_INFO, NULL, "stopped");
         }
         daemon_free(&d);
+        nhttp_global_cleanup();
         if (d.stuck_logins > 0) {
                 /* what such a thread holds cannot be freed while it runs,
                  * and exit() would wait for nothing better: leave at once */

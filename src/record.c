@@ -16,6 +16,7 @@
  */
 #include "record.h"
 #include "log.h"
+#include "notify_hub.h"
 #include "state.h"
 #include "state_writer.h"
 #include "strbuf.h"
@@ -62,6 +63,9 @@ struct record {
         size_t build_next;
         struct strbuf build;
         double build_seconds, build_turn;
+        /* the notifiers: their member of the state file */
+        struct notify_hub *hub;
+        json_t *notify_loaded; /* read at start, until record_set_notify */
 };
 
 static double wall_clock(void)
@@ -151,8 +155,10 @@ static void build_step(struct record *r, bool sync)
         for (size_t i = 0; i < r->nparked; i++)
                 parked[i] = r->parked[i].rec;
         size_t len;
+        char *notify = notify_hub_save_text(r->hub);
         char *buf = state_serialise_texts(r->build.s, r->build.len, parked, r->nparked, r->journal,
-                                          wall, &len);
+                                          notify, wall, &len);
+        free(notify);
         free(parked);
         free(strbuf_take(&r->build));
         r->building = false;
@@ -364,6 +370,8 @@ static void load(struct record *r)
                 return;
         }
         free(buf);
+        if (l.notify != NULL)
+                r->notify_loaded = json_incref(l.notify);
         double wall = wall_clock(), mono = mono_now();
         size_t nrec = json_array_size(l.targets);
 
@@ -576,9 +584,27 @@ void record_free(struct record *r)
                 event_free(r->step);
         kept_clear(&r->parked, &r->nparked);
         kept_clear(&r->exports, &r->nexports);
+        if (r->notify_loaded != NULL)
+                json_decref(r->notify_loaded);
         journal_free(r->journal);
         free(r->path);
         free(r);
+}
+
+static void on_notify_change(void *arg)
+{
+        on_event(arg, EV_NTYPES);
+}
+
+void record_set_notify(struct record *r, struct notify_hub *h)
+{
+        r->hub = h;
+        notify_hub_set_journal(h, r->journal);
+        notify_hub_set_listener(h, on_notify_change, r);
+        notify_hub_restore(h, r->notify_loaded);
+        if (r->notify_loaded != NULL)
+                json_decref(r->notify_loaded);
+        r->notify_loaded = NULL;
 }
 
 const struct journal *record_journal(const struct record *r)

@@ -3,6 +3,7 @@
  * UTF-8 and a refused value would vanish from the body: set_str() cleans
  * such a value where it is inserted, so no field is ever dropped. */
 #include "render.h"
+#include "notify_hub.h"
 #include "clock.h"
 #include "textutil.h"
 
@@ -286,6 +287,39 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
         return o;
 }
 
+/* SPEC 12: each notifier with its queue, counters, last success and last
+ * error.  The URL is its origin only (webhook URLs carry tokens). */
+static json_t *notifiers_json(const struct render_ctx *c)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; i < c->nnotifiers; i++) {
+                const struct notifier_view *nv = &c->notifiers[i];
+                json_t *o = json_object();
+                set_str(o, "name", nv->name);
+                set_str(o, "kind", nv->kind);
+                set_str(o, "url", nv->url);
+                json_object_set_new(o, "queueLength",
+                                    json_integer((json_int_t)nv->st.queue_length));
+                json_object_set_new(o, "sent", json_integer((json_int_t)nv->st.sent));
+                json_object_set_new(o, "failed", json_integer((json_int_t)nv->st.failed));
+                json_object_set_new(o, "dropped", json_integer((json_int_t)nv->st.dropped));
+                if (nv->st.last_success > 0)
+                        set_time(o, "lastSuccess", nv->st.last_success);
+                else
+                        json_object_set_new(o, "lastSuccess", json_null());
+                if (nv->st.last_error > 0) {
+                        json_t *e = json_object();
+                        set_time(e, "time", nv->st.last_error);
+                        set_str(e, "error", nv->st.last_error_text);
+                        json_object_set_new(o, "lastError", e);
+                } else {
+                        json_object_set_new(o, "lastError", json_null());
+                }
+                json_array_append_new(a, o);
+        }
+        return a;
+}
+
 char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,
                          enum status *st)
 {
@@ -374,6 +408,7 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
         }
         json_object_set_new(o, "checks", checks);
         json_object_set_new(o, "targets", targets);
+        json_object_set_new(o, "notifiers", notifiers_json(c));
         json_object_set_new(o, "links",
                             json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "self", "/status", "html",
                                       "/status?format=html", "ready", "/readyz", "live", "/livez",

@@ -2,6 +2,7 @@
  * counters, a fixed label set, and every per-target series present from
  * startup (histograms and counters at zero, unknown gauges NaN). */
 #include "render.h"
+#include "notify_hub.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -525,6 +526,36 @@ static void record_families(struct strbuf *b, const struct render_ctx *c)
                        (double)journal_appended(c->journal, (enum event_type)t));
 }
 
+/* The notifiers (SPEC 12): every result of every notifier from startup,
+ * at zero. */
+static void notify_families(struct strbuf *b, const struct render_ctx *c)
+{
+        if (c->nnotifiers == 0)
+                return;
+        family(b, "notifications_total", "counter",
+               "Notifications by notifier and result: sent (2xx), failed (given up), dropped "
+               "(queue full or superseded).");
+        for (size_t i = 0; i < c->nnotifiers; i++) {
+                const struct notifier_view *nv = &c->notifiers[i];
+                const struct {
+                        const char *result;
+                        uint64_t n;
+                } r[] = {
+                    {"sent", nv->st.sent}, {"failed", nv->st.failed}, {"dropped", nv->st.dropped}};
+                for (size_t k = 0; k < 3; k++)
+                        sample(b, "notifications_total",
+                               (const char *const[]){"notifier", nv->name, "result", r[k].result,
+                                                     NULL},
+                               (double)r[k].n);
+        }
+        family(b, "notification_queue_length", "gauge",
+               "Notifications waiting (or in flight) per notifier.");
+        for (size_t i = 0; i < c->nnotifiers; i++)
+                sample(b, "notification_queue_length",
+                       (const char *const[]){"notifier", c->notifiers[i].name, NULL},
+                       (double)c->notifiers[i].st.queue_length);
+}
+
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
 {
         struct strbuf b;
@@ -549,6 +580,7 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
                 }
         }
         record_families(&b, c); /* after the table: only a running daemon has a record */
+        notify_families(&b, c);
         free(rep);
         return strbuf_take(&b);
 }

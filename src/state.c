@@ -111,7 +111,7 @@ char *state_record_text(json_t *rec)
 }
 
 char *state_serialise_texts(const char *records, size_t rlen, json_t *const *parked, size_t nparked,
-                            const struct journal *j, double wall, size_t *len)
+                            const struct journal *j, const char *notify, double wall, size_t *len)
 {
         struct strbuf b;
         char ts[40];
@@ -131,7 +131,13 @@ char *state_serialise_texts(const char *records, size_t rlen, json_t *const *par
                 strbuf_puts(&b, t);
                 free(t);
         }
-        strbuf_puts(&b, "],\n\"events\":");
+        strbuf_puts(&b, "],\n");
+        if (notify != NULL) {
+                strbuf_puts(&b, "\"notify\":");
+                strbuf_puts(&b, notify);
+                strbuf_puts(&b, ",\n");
+        }
+        strbuf_puts(&b, "\"events\":");
         journal_write_array(j, put_buf, &b);
         strbuf_puts(&b, "}\n");
         *len = b.len;
@@ -150,7 +156,7 @@ char *state_serialise(json_t *const *records, size_t nrecords, json_t *const *pa
                 strbuf_puts(&b, t);
                 free(t);
         }
-        char *out = state_serialise_texts(b.s, b.len, parked, nparked, j, wall, len);
+        char *out = state_serialise_texts(b.s, b.len, parked, nparked, j, NULL, wall, len);
         free(b.s);
         return out;
 }
@@ -227,6 +233,10 @@ int state_parse(const char *buf, size_t len, struct state_loaded *out, char *err
         out->next_event_id = (uint64_t)json_integer_value(next);
         out->targets = json_object_get(root, "targets");
         out->events = json_object_get(root, "events");
+        /* optional (SPEC 12): absent in files written before notifiers */
+        out->notify = json_object_get(root, "notify");
+        if (out->notify != NULL && !json_is_object(out->notify))
+                out->notify = NULL;
         if (!json_is_array(out->targets) || !json_is_array(out->events)) {
                 snprintf(err, errlen, "\"targets\" or \"events\" is not an array");
                 goto fail;

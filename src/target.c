@@ -2,6 +2,7 @@
  * probe_done(), all under one deadline timer; every path ends in finish(),
  * which feeds rise/fall, logs a transition and schedules the next check. */
 #include "target.h"
+#include "notify.h"
 #include "clock.h"
 #include "log.h"
 #include "slo.h"
@@ -69,7 +70,9 @@ struct engine {
         double lag_expected;
         double lag_last_due; /* the grid point last sampled */
         struct hist lag;
-        struct journal *journal; /* where transitions go (SPEC 11); may be NULL */
+        struct journal *journal;    /* where transitions go (SPEC 11); may be NULL */
+        engine_status_fn status_fn; /* the notifiers (SPEC 12); may be NULL */
+        void *status_arg;
 };
 
 /* Check timers are the lag samples (no wakeup of their own; see on_timer);
@@ -302,6 +305,18 @@ static void record_events(struct target *t, enum status before, const char *outa
 {
         struct journal *j = t->eng->journal;
         const struct target_conf *c = t->env.conf;
+        if (t->status != before && t->eng->status_fn != NULL) {
+                const struct probe_result *why = t->status == ST_PASS ? NULL : &t->shown;
+                struct notify_event ev = {.target = c->name,
+                                          .kind = target_kind_name(c->kind),
+                                          .critical = c->critical,
+                                          .from = before,
+                                          .to = t->status,
+                                          .reason = why != NULL ? why->reason : NULL,
+                                          .output = why != NULL ? why->output : NULL,
+                                          .time = t->last_check_wall};
+                t->eng->status_fn(t->eng->status_arg, &ev);
+        }
         if (j == NULL)
                 return;
         if (t->status != before && !(before == ST_UNKNOWN && t->status == ST_PASS)) {
@@ -770,6 +785,12 @@ const struct hist *engine_loop_lag(const struct engine *e)
 void engine_set_journal(struct engine *e, struct journal *j)
 {
         e->journal = j;
+}
+
+void engine_set_status_listener(struct engine *e, engine_status_fn fn, void *arg)
+{
+        e->status_fn = fn;
+        e->status_arg = arg;
 }
 
 struct slo *engine_slo(struct engine *e, size_t i)

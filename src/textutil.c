@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static bool is_digit(char c)
 {
@@ -368,5 +369,68 @@ int parse_ratio(const char *s, double *out)
         if (!(v >= 0.0 && v <= 1.0))
                 return -1;
         *out = v;
+        return 0;
+}
+
+int url_origin(const char *url, char *out, size_t len)
+{
+        snprintf(out, len, "invalid");
+        const char *scheme, *p;
+        int defport;
+        if (strncasecmp(url, "http://", 7) == 0) {
+                scheme = "http";
+                p = url + 7;
+                defport = 80;
+        } else if (strncasecmp(url, "https://", 8) == 0) {
+                scheme = "https";
+                p = url + 8;
+                defport = 443;
+        } else {
+                return -1;
+        }
+        size_t alen = strcspn(p, "/?#");
+        /* the user information ends at the authority's last '@' */
+        for (size_t i = alen; i > 0; i--)
+                if (p[i - 1] == '@') {
+                        p += i;
+                        alen -= i;
+                        break;
+                }
+        const char *host = p, *port = NULL;
+        size_t hlen = alen;
+        if (alen > 0 && host[0] == '[') {
+                const char *end = memchr(host, ']', alen);
+                if (end == NULL)
+                        return -1;
+                hlen = (size_t)(end - host) + 1;
+                if (hlen < alen) {
+                        if (host[hlen] != ':')
+                                return -1;
+                        port = host + hlen + 1;
+                }
+        } else {
+                const char *colon = memchr(host, ':', alen);
+                if (colon != NULL) {
+                        hlen = (size_t)(colon - host);
+                        port = colon + 1;
+                }
+        }
+        if (hlen == 0 || hlen > 255)
+                return -1;
+        for (size_t i = 0; i < hlen; i++)
+                if ((unsigned char)host[i] <= ' ' || host[i] == 0x7f || host[i] == '@')
+                        return -1;
+        long portnum = defport;
+        if (port != NULL) {
+                size_t plen = (size_t)(p + alen - port);
+                char pbuf[8];
+                if (plen == 0 || plen >= sizeof(pbuf))
+                        return -1;
+                memcpy(pbuf, port, plen);
+                pbuf[plen] = '\0';
+                if (parse_int_range(pbuf, 1, 65535, &portnum) != 0)
+                        return -1;
+        }
+        snprintf(out, len, "%s://%.*s:%ld", scheme, (int)hlen, host, portnum);
         return 0;
 }
