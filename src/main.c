@@ -243,7 +243,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         record_before_reload(d->rec);
         engine_reload(d->eng, n);
         record_after_reload(d->rec, n);
-        notify_hub_reload(d->hub, n);
+        notify_hub_reload(d->hub, n, d->eng);
         http_update(d->http, n);
         config_free(d->cfg);
         d->cfg = n;
