@@ -64,6 +64,8 @@ static const char usage_text[] =
     "TLS: POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT, PGBOUNCER_SSLMODE, PGBOUNCER_SSLROOTCERT\n"
     "(sslmode, sslrootcert, sslcert, sslkey, cert_expiry_warn per target in the file);\n"
     "HEALTHD_TLS_CERT_FILE and HEALTHD_TLS_KEY_FILE make the endpoint serve HTTPS.\n"
+    "Notifications: HEALTHD_ALERTMANAGER_URL and HEALTHD_WEBHOOK_URL (or [notify NAME]\n"
+    "sections) post failures and recoveries to an Alertmanager or a webhook.\n"
     "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
     "status, reload, watchdog and stopping messages.\n";
 
