@@ -458,6 +458,36 @@ static const char *ends_at(json_t *j, size_t i)
         return json_string_value(json_object_get(json_array_get(j, i), "endsAt"));
 }
 
+static const struct {
+        const char *base, *post;
+} am_urls[] = {
+    {"http://127.0.0.1:9093", "http://127.0.0.1:9093/api/v2/alerts"},
+    {"http://am:9093/", "http://am:9093/api/v2/alerts"},
+    {"https://h/prefix/am//", "https://h/prefix/am/api/v2/alerts"},
+    {"http://am:9093/?x=1", "http://am:9093/api/v2/alerts?x=1"},
+};
+
+START_TEST(test_alertmanager_url)
+{
+        struct notify_conf c = conf(NOTIFY_ALERTMANAGER);
+        c.url = (char *)(uintptr_t)am_urls[_i].base;
+        struct notifier *n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        struct notify_request rq;
+        ck_assert(notifier_take(n, T0, &rq));
+        ck_assert_str_eq(rq.url, am_urls[_i].post);
+        notifier_free(n);
+        /* a webhook's URL is used as it is */
+        c = conf(NOTIFY_WEBHOOK);
+        c.url = (char *)(uintptr_t)am_urls[_i].base;
+        n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        ck_assert(notifier_take(n, T0, &rq));
+        ck_assert_str_eq(rq.url, am_urls[_i].base);
+        notifier_free(n);
+}
+END_TEST
+
 START_TEST(test_alertmanager_cycle)
 {
         struct notify_conf c = conf(NOTIFY_ALERTMANAGER);
@@ -653,6 +683,8 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, test_retry_backoff);
         tcase_add_test(tc, test_4xx_not_retried);
         tcase_add_test(tc, test_retry_superseded);
+        tcase_add_loop_test(tc, test_alertmanager_url, 0,
+                            (int)(sizeof(am_urls) / sizeof(am_urls[0])));
         tcase_add_test(tc, test_alertmanager_cycle);
         tcase_add_test(tc, test_alertmanager_warn);
         tcase_add_test(tc, test_restart_webhook);
