@@ -30,10 +30,13 @@ void notify_hub_set_listener(struct notify_hub *h, void (*fn)(void *arg), void *
 
 /* A target's status changed (the engine's listener). */
 void notify_hub_status(struct notify_hub *h, const struct notify_event *ev);
-/* A new configuration: notifiers whose section did not change keep their
- * queue and alerts; others start empty.  `configured` says whether a
- * target still exists (its alerts are resolved when not). */
-void notify_hub_reload(struct notify_hub *h, const struct config *cfg);
+/* A new configuration (after engine_reload): notifiers whose section did
+ * not change keep their queue; a changed one of the same name and kind
+ * keeps what its receiver was told but not its queue; every notifier then
+ * learns the targets' current status, and the alerts of targets gone or
+ * no longer watched are resolved. */
+struct engine;
+void notify_hub_reload(struct notify_hub *h, const struct config *cfg, struct engine *eng);
 
 /* The state file's "notify" member as JSON text (malloc'd), or NULL when
  * there are no notifiers. */

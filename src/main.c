@@ -64,6 +64,8 @@ static const char usage_text[] =
     "TLS: POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT, PGBOUNCER_SSLMODE, PGBOUNCER_SSLROOTCERT\n"
     "(sslmode, sslrootcert, sslcert, sslkey, cert_expiry_warn per target in the file);\n"
     "HEALTHD_TLS_CERT_FILE and HEALTHD_TLS_KEY_FILE make the endpoint serve HTTPS.\n"
+    "Notifications: HEALTHD_ALERTMANAGER_URL and HEALTHD_WEBHOOK_URL (or [notify NAME]\n"
+    "sections) post failures and recoveries to an Alertmanager or a webhook.\n"
     "Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC set) it speaks sd_notify: ready,\n"
     "status, reload, watchdog and stopping messages.\n";
 
@@ -243,7 +245,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         record_before_reload(d->rec);
         engine_reload(d->eng, n);
         record_after_reload(d->rec, n);
-        notify_hub_reload(d->hub, n);
+        notify_hub_reload(d->hub, n, d->eng);
         http_update(d->http, n);
         config_free(d->cfg);
         d->cfg = n;

@@ -64,6 +64,7 @@ struct nentry {
 struct notifier {
         const struct notify_conf *c;
         const char *instance, *external_url;
+        char *post_url; /* alertmanager: url + /api/v2/alerts */
         struct ntarget *targets;
         size_t ntargets;
         struct nentry *queue; /* a ring of c->queue_max */
@@ -110,6 +111,26 @@ static void queue_resize(struct notifier *n, size_t cap)
         n->qlen = keep;
 }
 
+/* Alertmanager's API path after the configured base URL (which may carry
+ * a path prefix, and, before a query string, a trailing slash). */
+static char *post_url_of(const struct notify_conf *c)
+{
+        if (c->kind != NOTIFY_ALERTMANAGER)
+                return NULL;
+        const char *url = c->url;
+        size_t base = strcspn(url, "?#");
+        size_t cut = base;
+        while (cut > 0 && url[cut - 1] == '/')
+                cut--;
+        static const char api[] = "/api/v2/alerts";
+        size_t n = strlen(url) + sizeof(api);
+        char *s = malloc(n);
+        if (s == NULL)
+                abort();
+        snprintf(s, n, "%.*s%s%s", (int)cut, url, api, url + base);
+        return s;
+}
+
 struct notifier *notifier_new(const struct notify_conf *c, const char *instance,
                               const char *external_url)
 {
@@ -119,6 +140,7 @@ struct notifier *notifier_new(const struct notify_conf *c, const char *instance,
         n->c = c;
         n->instance = instance;
         n->external_url = external_url;
+        n->post_url = post_url_of(c);
         n->qcap = 1;
         n->queue = calloc(1, sizeof(*n->queue));
         if (n->queue == NULL)
@@ -133,6 +155,8 @@ void notifier_set_conf(struct notifier *n, const struct notify_conf *c, const ch
         n->c = c;
         n->instance = instance;
         n->external_url = external_url;
+        free(n->post_url);
+        n->post_url = post_url_of(c);
         if ((size_t)c->queue_max != n->qcap)
                 queue_resize(n, (size_t)c->queue_max);
 }
@@ -144,6 +168,7 @@ void notifier_free(struct notifier *n)
         free(n->targets);
         free(n->queue);
         free(n->body);
+        free(n->post_url);
         free(n);
 }
 
@@ -474,7 +499,7 @@ bool notifier_take(struct notifier *n, double now, struct notify_request *req)
                 n->flight = e;
                 n->in_flight = true;
                 memset(req, 0, sizeof(*req));
-                req->url = n->c->url;
+                req->url = n->post_url != NULL ? n->post_url : n->c->url;
                 req->bearer_token = n->c->bearer_token;
                 req->ca_file = n->c->ca_file;
                 req->body = body;

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "log.h"
 #include "notify_http.h"
+#include "target.h"
 #include "textutil.h"
 
 #include <jansson.h>
@@ -192,7 +193,29 @@ void notify_hub_status(struct notify_hub *h, const struct notify_event *ev)
         }
 }
 
-void notify_hub_reload(struct notify_hub *h, const struct config *cfg)
+/* Tells notifier n the status every target has now (a notifier new in a
+ * reload would otherwise not hear of a failure until its next change). */
+static void feed_current(struct notifier *n, struct engine *eng, double now)
+{
+        for (size_t i = 0; i < engine_count(eng); i++) {
+                struct target_view v;
+                engine_view(eng, i, &v);
+                if (v.status == ST_UNKNOWN)
+                        continue;
+                const struct probe_result *why = v.status != ST_PASS ? v.shown : NULL;
+                struct notify_event ev = {.target = v.name,
+                                          .kind = v.kind,
+                                          .critical = v.critical,
+                                          .from = ST_UNKNOWN,
+                                          .to = v.status,
+                                          .reason = why != NULL ? why->reason : NULL,
+                                          .output = why != NULL ? why->output : NULL,
+                                          .time = v.last_change > 0 ? v.last_change : now};
+                notifier_status(n, &ev, now);
+        }
+}
+
+void notify_hub_reload(struct notify_hub *h, const struct config *cfg, struct engine *eng)
 {
         double now = wall_now();
         struct slot **slots = calloc(cfg->nnotifiers + 1, sizeof(*slots));
@@ -209,11 +232,24 @@ void notify_hub_reload(struct notify_hub *h, const struct config *cfg)
                                 h->slots[k] = NULL;
                         }
                 }
-                if (slots[i] == NULL) {
-                        slots[i] = slot_new(h, c);
-                        log_msg(LOG_INFO, NULL, "reload: notifier %s starts with an empty queue",
-                                c->name);
+                if (slots[i] != NULL)
+                        continue;
+                slots[i] = slot_new(h, c);
+                /* a changed notifier of the same name and kind keeps what its
+                 * receiver was told (the state file's member); its queue is
+                 * not kept */
+                for (size_t k = 0; k < h->nslots; k++) {
+                        struct slot *old = h->slots[k];
+                        const struct notify_conf *oc = old != NULL ? notifier_conf(old->n) : NULL;
+                        if (oc != NULL && strcmp(oc->name, c->name) == 0 && oc->kind == c->kind) {
+                                json_t *saved = notifier_save(old->n);
+                                notifier_restore(slots[i]->n, saved, now);
+                                json_decref(saved);
+                                break;
+                        }
                 }
+                log_msg(LOG_INFO, NULL,
+                        "reload: notifier %s (re)configured, its queue starts empty", c->name);
         }
         for (size_t k = 0; k < h->nslots; k++)
                 if (h->slots[k] != NULL)
@@ -223,6 +259,8 @@ void notify_hub_reload(struct notify_hub *h, const struct config *cfg)
         h->nslots = cfg->nnotifiers;
         for (size_t i = 0; i < h->nslots; i++) {
                 notifier_prune(h->slots[i]->n, cfg, now);
+                if (eng != NULL)
+                        feed_current(h->slots[i]->n, eng, now);
                 pump(h->slots[i]);
         }
 }

@@ -1457,6 +1457,23 @@ static const struct {
     {"[daemon]\ntls_cert_file = @D/nope\n", {2}, {"tls_cert_file"}},
     {"[daemon]\ntls_cert_file = @D/ca.pem\n", {2}, {"tls_cert_file", "tls_key_file"}},
     {"[daemon]\ntls_key_file = @D/key600\n", {2}, {"tls_key_file", "tls_cert_file"}},
+    /* notifiers (SPEC 12) */
+    {"[notify a]\nurl = http://x\n", {1}, {"[notify a]", "kind"}},
+    {"[notify a]\nkind = webhook\n", {1}, {"[notify a]", "url"}},
+    {"[notify a]\nkind = slack\n", {2}, {"kind", "alertmanager or webhook"}},
+    {"[target r]\nkind = redis\n[notify a]\nkind = webhook\nurl = http://x\ntargets = r, nope\n",
+     {6},
+     {"targets", "'nope'"}},
+    {"[notify a]\nkind = webhook\nurl = ftp://x/y\n", {3}, {"url", "http"}},
+    {"[notify a]\nkind = webhook\nurl = http://x\n[notify a]\nkind = webhook\n",
+     {4},
+     {"defined twice"}},
+    {"[notify a]\nkind = webhook\nurl = http://x\nqueue_max = 0\n", {4}, {"queue_max"}},
+    {"[notify a]\nkind = webhook\nurl = http://x\nhost = y\n", {4}, {"host", "unknown"}},
+    {"[notify a b]\nkind = webhook\n", {1}, {"a b"}},
+    {"[notify a]\nkind = webhook\nurl_file = @D/missing\n", {3}, {"url_file"}},
+    {"[notify a]\nkind = webhook\nurl = http://x\nbearer_token =\n", {4}, {"bearer_token"}},
+    {"[daemon]\nexternal_url = healthd.example\n", {2}, {"external_url"}},
 };
 
 /* The file text on one line ("|" for newlines), for failure messages. */
@@ -1528,6 +1545,8 @@ static const struct {
     {{"REDIS_PASSWORD=ok", "REDIS_PASSWORD_FILE=@D/missing"}, {0}, "REDIS_PASSWORD_FILE"},
     {{"POSTGRES_PORT=abc"}, {0}, "POSTGRES_PORT"},
     {{"PGBOUNCER_PORT=0"}, {0}, "PGBOUNCER_PORT"},
+    {{"HEALTHD_WEBHOOK_URL=hooks.example/x"}, {0}, "HEALTHD_WEBHOOK_URL"},
+    {{"HEALTHD_ALERTMANAGER_URL_FILE=@D/missing"}, {0}, "HEALTHD_ALERTMANAGER_URL_FILE"},
     {{"REDIS_PORT=70000"}, {0}, "REDIS_PORT"},
     {{"HEALTHD_INTERVAL=fast"}, {0}, "HEALTHD_INTERVAL"},
     {{"HEALTHD_INTERVAL=5ms"}, {0}, "environment: HEALTHD_INTERVAL (interval): must be at"},
@@ -1563,6 +1582,52 @@ START_TEST(test_env_error)
         ck_assert_msg(!accepted, "row %d: accepted", _i);
         ck_assert_msg(strstr(err, env_errors[_i].must) != NULL, "row %d: '%s' does not name '%s'",
                       _i, err, env_errors[_i].must);
+}
+END_TEST
+
+/* HEALTHD_ALERTMANAGER_URL / HEALTHD_WEBHOOK_URL make notifiers with SPEC
+ * 12's defaults; empty is off; a file section of the same name gets the
+ * variable's URL (the environment wins, as for every key). */
+START_TEST(test_notify_env)
+{
+        char err[1024] = "";
+        const char *env[] = {"HEALTHD_WEBHOOK_URL=http://h:8000/x",
+                             "HEALTHD_ALERTMANAGER_URL=", "HEALTHD_INSTANCE=box",
+                             "HEALTHD_EXTERNAL_URL=https://hd.example"};
+        struct config *cfg = load(NULL, env, N(env), NULL, err, sizeof(err));
+        ck_assert_msg(cfg != NULL, "%s", err);
+        ck_assert_int_eq(cfg->nnotifiers, 1);
+        const struct notify_conf *n = &cfg->notifiers[0];
+        ck_assert_str_eq(n->name, "webhook");
+        ck_assert_int_eq(n->kind, NOTIFY_WEBHOOK);
+        ck_assert_str_eq(n->url, "http://h:8000/x");
+        ck_assert_ptr_null(n->bearer_token);
+        ck_assert_ptr_null(n->targets);
+        ck_assert_int_eq(n->min_duration_ms, 0);
+        ck_assert(!n->notify_warn);
+        ck_assert(n->send_resolved);
+        ck_assert_int_eq(n->timeout_ms, 5000);
+        ck_assert_int_eq(n->repeat_interval_ms, 60000);
+        ck_assert_int_eq(n->queue_max, 100);
+        ck_assert(notify_conf_watches(n, "redis-cache"));
+        ck_assert_str_eq(cfg->instance, "box");
+        ck_assert_str_eq(cfg->external_url, "https://hd.example");
+        release(cfg);
+
+        const char *env2[] = {"HEALTHD_ALERTMANAGER_URL=http://am:9093"};
+        cfg = load("[target r]\nkind = redis\n[notify alertmanager]\nkind = alertmanager\n"
+                   "url = http://old:9093\ntargets = r\nmin_duration = 2s\n",
+                   env2, N(env2), NULL, err, sizeof(err));
+        ck_assert_msg(cfg != NULL, "%s", err);
+        ck_assert_int_eq(cfg->nnotifiers, 1);
+        n = &cfg->notifiers[0];
+        ck_assert_str_eq(n->url, "http://am:9093");
+        ck_assert_int_eq(n->min_duration_ms, 2000);
+        ck_assert(notify_conf_watches(n, "r"));
+        ck_assert(!notify_conf_watches(n, "s"));
+        ck_assert_ptr_nonnull(cfg->instance); /* the host name */
+        ck_assert_ptr_null(cfg->external_url);
+        release(cfg);
 }
 END_TEST
 
@@ -1622,6 +1687,16 @@ static const struct {
      "kind = pgbouncer\n"
      "admin_password_file = @D/canary\n",
      {NULL},
+     2},
+    /* a notifier's URL shows its origin only; a token never */
+    {"[notify w]\n"
+     "kind = webhook\n"
+     "url = https://user:s3cret@hooks.example/CANARY-s3cret-9?token=s3cret\n"
+     "bearer_token = CANARY-s3cret-10\n",
+     {NULL},
+     2},
+    {NULL,
+     {"HEALTHD_WEBHOOK_URL=http://h/s3cret", "HEALTHD_ALERTMANAGER_URL=http://u:s3cret@am:9093"},
      2},
 };
 
@@ -1983,6 +2058,7 @@ static Suite *config_suite(void)
         tcase_add_loop_test(tc, test_file_error, 0, N(file_errors));
         tcase_add_test(tc, test_file_missing);
         tcase_add_loop_test(tc, test_env_error, 0, N(env_errors));
+        tcase_add_test(tc, test_notify_env);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("print");
