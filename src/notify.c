@@ -586,7 +586,9 @@ enum notify_outcome notifier_done(struct notifier *n, double now, long http_stat
 void notifier_get_stats(const struct notifier *n, struct notify_stats *s)
 {
         *s = n->st;
-        s->queue_length = n->qlen + (n->in_flight ? 1 : 0);
+        /* what waits: the request in flight is outside the queue (see the top
+         * of this file), so the figure stays within queue_max */
+        s->queue_length = n->qlen;
 }
 
 bool notifier_take_dirty(struct notifier *n)

@@ -549,7 +549,7 @@ static void notify_families(struct strbuf *b, const struct render_ctx *c)
                                (double)r[k].n);
         }
         family(b, "notification_queue_length", "gauge",
-               "Notifications waiting (or in flight) per notifier.");
+               "Notifications waiting per notifier (at most queue_max).");
         for (size_t i = 0; i < c->nnotifiers; i++)
                 sample(b, "notification_queue_length",
                        (const char *const[]){"notifier", c->notifiers[i].name, NULL},
