@@ -477,6 +477,8 @@ def test_notifier_secrets_never_shown(redis_server, daemon, run_healthd, tmp_pat
     closed.close()
     logs = d.stdout() + d.stderr()
     assert '"level":"debug"' in logs
+    # the error paths were logged, and so searched
+    assert 'notifier refused' in logs and 'HTTP 400' in logs, logs[-3000:]
     r = run_healthd(['--check-config'], config_text=config, env=env)
     assert r.returncode == 0, r.stderr
     cli = r.stdout + r.stderr
