@@ -230,6 +230,7 @@ static void enqueue(struct notifier *n, const struct nentry *e)
                 int tries = old->tries;
                 *old = *e;
                 old->tries = tries;
+                n->st.dropped++; /* the replaced one is never sent (docs/notifications.md) */
                 return;
         }
         if (n->qlen == n->qcap)
