@@ -11,8 +11,8 @@ that records what the daemon posts, and a real Alertmanager.
     am.alerts(active=True)
 
 Receiver answers every request with the next status of `answers`, then
-with `default` (200) once they are used up; `tls=(cert, key)` makes it an
-HTTPS server. A receiver that accepts and never answers is
+with `default` (200) once they are used up, each after `delay` seconds;
+`tls=(cert, key)` makes it an HTTPS server. A receiver that accepts and never answers is
 fakeservers.FakeServer(mode='silent').
 
 Alertmanager is Debian's prometheus-alertmanager (0.25), on a free
@@ -47,7 +47,7 @@ class Request:
         self.time = time.time()
         self.mono = time.monotonic()
         self.method, self.path, self.headers, self.body = method, path, headers, body
-        self.status = status  # what the receiver answered
+        self.status = status  # what the receiver answered (None until it has)
         try:
             self.json = json.loads(body) if body else None
         except ValueError:
@@ -67,8 +67,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
         recv = self.server.receiver
-        status = recv._next_status()
-        recv._record(Request(self.command, self.path, dict(self.headers.items()), body, status))
+        # recorded on arrival; its status is set once the answer is chosen
+        req = Request(self.command, self.path, dict(self.headers.items()), body, None)
+        recv._record(req)
+        if recv.delay:
+            time.sleep(recv.delay)  # a slow receiver: the answer comes late
+        status = req.status = recv._next_status()
         payload = b'{}' if 200 <= status < 300 else b'{"error": "test receiver says no"}'
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
@@ -90,8 +94,9 @@ class _Server(http.server.ThreadingHTTPServer):
 class Receiver:
     """A recording HTTP(S) server on 127.0.0.1 (see the module's text)."""
 
-    def __init__(self, answers=(), default=200, tls=None):
+    def __init__(self, answers=(), default=200, tls=None, delay=0.0):
         self.answers = list(answers)
+        self.delay = delay
         self.default = default
         self.requests = []
         self._lock = threading.Lock()
@@ -129,7 +134,10 @@ class Receiver:
         return [r.json for r in self.received()]
 
     def wait_count(self, n, timeout, what=None):
-        wait_for(lambda: len(self.received()) >= n, timeout, interval=0.02,
+        def arrived():  # and answered
+            got = self.received()
+            return len(got) >= n and all(r.status is not None for r in got[:n])
+        wait_for(arrived, timeout, interval=0.02,
                  what=what or f'{n} request(s) at the receiver')
         return self.received()
 

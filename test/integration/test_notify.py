@@ -16,7 +16,9 @@ test runs, and recording HTTP(S) receivers (receivers.py).
   schedule, the queue stays within queue_max and drops are counted.
 - HTTPS with a test CA: delivered with the CA configured, refused without.
 - A state file: a failure that lasts across a restart is not sent twice,
-  and its recovery after the restart is.
+  and its recovery after the restart is, also when it happened while the
+  daemon was stopped (for Alertmanager: no zombie alert).
+- A newer state replaces a queued older one (a slow receiver); send_resolved.
 
 The secrets of notifiers (tokens, URL paths and query strings) are in
 test_secrets.py; memory under valgrind with a hung receiver in
@@ -566,6 +568,8 @@ def test_restart_sends_no_duplicate(redis_server, daemon, tmp_path):
         d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
         redis_server.kill_redis(signal.SIGKILL)
         r.wait_count(1, 10, what='the fail')
+        # the daemon has its answer (a stop before it would rightly send again)
+        d.wait_for(lambda: sent(d, 'hook') == 1, 5, what='the fail acknowledged')
         d.stop()
         d2 = daemon(config_text=config)
         d2.wait_for(lambda: statuses(d2) == {'redis-cache': 'fail'}, 10, what='still down')
@@ -579,3 +583,93 @@ def test_restart_sends_no_duplicate(redis_server, daemon, tmp_path):
         assert webhook_events(r) == [('fail', 'redis-cache'), ('pass', 'redis-cache')], \
             r.received()
         assert r.received()[1].json['previous'] == 'fail'
+
+        # down again, and back while the daemon is stopped: the next start
+        # tells the receiver, which was last told "fail"
+        redis_server.kill_redis(signal.SIGKILL)
+        r.wait_count(3, 10, what='the second fail')
+        d2.wait_for(lambda: sent(d2, 'hook') == 2, 5, what='the second fail acknowledged')
+        d2.stop()
+        redis_server.start_redis()
+        d3 = daemon(config_text=config)
+        d3.wait_for(lambda: statuses(d3) == {'redis-cache': 'pass'}, 10, what='pass at start')
+        r.wait_count(4, 10, what='the recovery that happened while the daemon was stopped')
+        time.sleep(1.0)
+        assert webhook_events(r) == [('fail', 'redis-cache'), ('pass', 'redis-cache')] * 2, \
+            r.received()
+
+
+def test_alertmanager_no_zombie_after_restart(redis_server, daemon, tmp_path):
+    """A firing alert is kept in the state file: when its target recovers
+    while the daemon is stopped, the next start resolves it in
+    Alertmanager (not left firing until its endsAt, minutes later)."""
+    state = tmp_path / 'state.json'
+    with Receiver() as hook:
+        am = Alertmanager(tmp_path / 'am', hook.url('/am')).start()
+        try:
+            config = DAEMON + f'state_file = {state}\n' + redis_targets(
+                redis_server.redis_port, names=('redis-cache',)) + notifier(
+                    'am', am.url, kind='alertmanager')
+            d = daemon(config_text=config)
+            d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+            redis_server.kill_redis(signal.SIGKILL)
+            d.wait_for(lambda: am.alerts(active=True), 15, what='the alert active')
+            d.stop()
+            # a restart while still down: the alert stays, and stays one
+            d2 = daemon(config_text=config)
+            d2.wait_for(lambda: statuses(d2) == {'redis-cache': 'fail'}, 10, what='still down')
+            time.sleep(1.0)
+            assert len(am.alerts(active=True)) == 1, am.alerts(active=True)
+            d2.stop()
+            redis_server.start_redis()
+            d3 = daemon(config_text=config)
+            d3.wait_for(lambda: statuses(d3) == {'redis-cache': 'pass'}, 10, what='pass at start')
+            d3.wait_for(lambda: am.alerts(active=True) == [], 15,
+                        what='the alert resolved by the next start')
+            d3.wait_for(lambda: any(b and b.get('status') == 'resolved' for b in hook.bodies()),
+                        15, what='the resolution through Alertmanager\'s route')
+        finally:
+            am.stop()
+
+
+def test_newer_state_replaces_the_queued_one(redis_server, daemon):
+    """While a slow receiver holds the fail (5 s), the target comes back,
+    fails and comes back again: the queued states replace each other, so
+    the receiver gets the fail and then only the latest state, the pass."""
+    with Receiver(delay=5.0) as r:
+        config = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',)) \
+            + notifier('hook', r.url('/hook'), timeout='15s')
+        d = daemon(config_text=config)
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        d.wait_for(lambda: r.received(), 10, what='the fail at the (slow) receiver')
+        t0 = time.monotonic()
+        redis_server.start_redis()
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'fail'}, 10, what='fail')
+        redis_server.start_redis()
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        flaps = time.monotonic() - t0
+        assert flaps < 4.0, f'the flaps took {flaps:.1f} s, not within the first request'
+        assert len(r.received()) == 1, r.received()
+        r.wait_count(2, 20, what='the latest state')
+        time.sleep(1.0)
+        assert webhook_events(r) == [('fail', 'redis-cache'), ('pass', 'redis-cache')], \
+            r.received()
+        assert sent(d, 'hook') == 2 and sent(d, 'hook', 'dropped') == 2
+
+
+def test_send_resolved_no(redis_server, daemon):
+    """send_resolved = no: the fail is sent, its recovery is not."""
+    with Receiver() as r:
+        config = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',)) \
+            + notifier('hook', r.url('/hook'), send_resolved='no')
+        d = daemon(config_text=config)
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        r.wait_count(1, 10, what='the fail')
+        redis_server.start_redis()
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass again')
+        time.sleep(1.5)
+        assert webhook_events(r) == [('fail', 'redis-cache')], r.received()
