@@ -254,6 +254,11 @@ struct nhttp_req *nhttp_post(struct nhttp *h, const struct nhttp_post *p, nhttp_
         OPT(CURLOPT_URL, p->url);
         OPT(CURLOPT_PROTOCOLS_STR, "http,https");
         OPT(CURLOPT_NOSIGNAL, 1L);
+        /* After a timeout during name resolution, libcurl 7.88 would join
+         * its resolver thread in curl_easy_cleanup, on the loop, until
+         * getaddrinfo gives up (resolv.conf's timeouts: seconds).  With
+         * QUICK_EXIT (7.87+) the thread is left to finish and free itself. */
+        OPT(CURLOPT_QUICK_EXIT, 1L);
         OPT(CURLOPT_HTTPHEADER, hd);
         OPT(CURLOPT_POSTFIELDSIZE, (long)p->body_len);
         OPT(CURLOPT_COPYPOSTFIELDS, p->body);

@@ -15,6 +15,7 @@
  * Every string that came from the network, the configuration or the
  * journal goes through esc(). */
 #include "render.h"
+#include "notify_hub.h"
 #include "clock.h"
 #include "strbuf.h"
 #include "textutil.h"
@@ -453,6 +454,49 @@ static const char *str_of(json_t *o, const char *k)
         return s != NULL ? s : "";
 }
 
+/* The notifiers (SPEC 12), when there are any: as at the page's load (the
+ * script updates the targets and the timeline, not this table). */
+static void notifiers(struct strbuf *b, const struct render_ctx *c)
+{
+        if (c->nnotifiers == 0)
+                return;
+        strbuf_puts(b, "<h2>Notifiers</h2><table id=\"notifiers\"><thead><tr><th>notifier</th>"
+                       "<th>kind</th><th>receiver</th><th>queued</th><th>sent</th><th>failed</th>"
+                       "<th>dropped</th><th>last success</th><th>last error</th></tr></thead>"
+                       "<tbody>");
+        for (size_t i = 0; i < c->nnotifiers; i++) {
+                const struct notifier_view *nv = &c->notifiers[i];
+                char when[CLOCK_TEXT_MAX];
+                strbuf_puts(b, "<tr class=\"target\"><td>");
+                esc(b, nv->name);
+                strbuf_puts(b, "</td><td>");
+                esc(b, nv->kind);
+                strbuf_puts(b, "</td><td>");
+                esc(b, nv->url);
+                strbuf_printf(b, "</td><td>%zu</td><td>%llu</td><td>%llu</td><td>%llu</td><td>",
+                              nv->st.queue_length, (unsigned long long)nv->st.sent,
+                              (unsigned long long)nv->st.failed,
+                              (unsigned long long)nv->st.dropped);
+                if (nv->st.last_success > 0) {
+                        clock_format(nv->st.last_success, CLOCK_HUMAN, when, sizeof(when));
+                        esc(b, when);
+                } else {
+                        strbuf_puts(b, "<span class=\"muted\">never</span>");
+                }
+                strbuf_puts(b, "</td><td>");
+                if (nv->st.last_error > 0) {
+                        clock_format(nv->st.last_error, CLOCK_HUMAN, when, sizeof(when));
+                        esc(b, when);
+                        strbuf_puts(b, ": ");
+                        esc(b, nv->st.last_error_text);
+                } else {
+                        strbuf_puts(b, "<span class=\"muted\">none</span>");
+                }
+                strbuf_puts(b, "</td></tr>");
+        }
+        strbuf_puts(b, "</tbody></table>");
+}
+
 /* The timeline: the journal's newest events, as the journal wrote them. */
 static void timeline(struct strbuf *b, const struct render_ctx *c)
 {
@@ -631,6 +675,7 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
         for (size_t i = 0; i < n; i++)
                 row(&b, &v[i], c);
         strbuf_puts(&b, "</tbody></table>");
+        notifiers(&b, c);
         timeline(&b, c);
         strbuf_puts(&b, "<footer>Probe endpoints: <a href=\"/livez\">/livez</a> "
                         "<a href=\"/readyz\">/readyz</a> <a href=\"/startupz\">/startupz</a>"

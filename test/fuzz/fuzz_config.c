@@ -376,6 +376,21 @@ static const char *config_diff(const struct config *a, const struct config *b)
             a->http_max_connections_per_ip != b->http_max_connections_per_ip ||
             a->http_memory_limit != b->http_memory_limit)
                 return "http limits";
+        if (!str_same(a->instance, b->instance) || !str_same(a->external_url, b->external_url))
+                return "instance or external_url";
+        if (a->nnotifiers != b->nnotifiers)
+                return "number of notifiers";
+        for (size_t i = 0; i < a->nnotifiers; i++) {
+                /* the URL prints as its origin and a redacted path, the
+                 * token as <redacted>: compared by presence */
+                struct notify_conf x = a->notifiers[i], y = b->notifiers[i];
+                if ((x.bearer_token == NULL) != (y.bearer_token == NULL) ||
+                    (x.url == NULL) != (y.url == NULL))
+                        return "a notifier's secret";
+                x.url = y.url = x.bearer_token = y.bearer_token = NULL;
+                if (!notify_conf_equal(&x, &y))
+                        return a->notifiers[i].name;
+        }
         if (a->ntargets != b->ntargets)
                 return "number of targets";
         for (size_t i = 0; i < a->ntargets; i++) {
