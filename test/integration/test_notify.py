@@ -14,7 +14,8 @@ test runs, and recording HTTP(S) receivers (receivers.py).
 - A receiver that accepts and never answers, and a black-holed one
   (iptables DROP): /livez stays fast, the loop lag small, checks keep their
   schedule, the queue stays within queue_max and drops are counted.
-- HTTPS with a test CA: delivered with the CA configured, refused without.
+- HTTPS with a test CA: delivered with the CA configured, refused without;
+  http_proxy from the environment.
 - A state file: a failure that lasts across a restart is not sent twice,
   and its recovery after the restart is, also when it happened while the
   daemon was stopped (for Alertmanager: no zombie alert).
@@ -554,7 +555,44 @@ def test_https_receiver_with_test_ca(redis_server, daemon, tmp_path):
         assert sent(d, 'trusting') == 1 and sent(d, 'system') == 0
 
 
-# ----- restarts
+def test_http_proxy_from_the_environment(redis_server, daemon):
+    """http_proxy is honoured (libcurl's own rule): the notification goes
+    to the proxy, as an absolute URI for a receiver that does not even
+    listen (port 1)."""
+    with Receiver() as proxy:
+        config = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',)) \
+            + notifier('hook', 'http://127.0.0.1:1/hook')
+        d = daemon(config_text=config, env={'http_proxy': proxy.url('')})
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        (req,) = proxy.wait_count(1, 10, what='the fail at the proxy')
+        assert req.path == 'http://127.0.0.1:1/hook', req
+        assert req.json['event'] == 'fail', req
+        d.wait_for(lambda: sent(d, 'hook') == 1, 5, what='sent through the proxy')
+
+
+# ----- restarts and reloads
+
+
+def test_reload_adds_a_notifier_that_learns_the_current_state(redis_server, daemon):
+    """A notifier added by SIGHUP announces a target that is already
+    failing; one left unchanged does not announce it again."""
+    with Receiver() as old, Receiver() as new:
+        base = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',)) \
+            + notifier('old', old.url('/old'))
+        d = daemon(config_text=base)
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        redis_server.kill_redis(signal.SIGKILL)
+        old.wait_count(1, 10, what='the fail at the first notifier')
+        d.write_config(base + notifier('new', new.url('/new')))
+        d.signal(signal.SIGHUP)
+        d.wait_for(lambda: 'new' in notifiers(d), 10, what='the new notifier')
+        (req,) = new.wait_count(1, 10, what='the current failure at the new notifier')
+        assert req.json['event'] == 'fail' and req.json['target'] == 'redis-cache', req
+        time.sleep(1.0)
+        assert webhook_events(old) == [('fail', 'redis-cache')], old.received()
+        assert webhook_events(new) == [('fail', 'redis-cache')], new.received()
+
 
 
 def test_restart_sends_no_duplicate(redis_server, daemon, tmp_path):
