@@ -552,7 +552,8 @@ def test_https_receiver_with_test_ca(redis_server, daemon, tmp_path):
         err = json.dumps(notifiers(d)['system']['lastError']).lower()
         assert re.search(r'certificate|ssl|tls', err), err
         assert untrusted.received() == [], 'a request got through an untrusted certificate'
-        assert sent(d, 'trusting') == 1 and sent(d, 'system') == 0
+        d.wait_for(lambda: sent(d, 'trusting') == 1, 5, what='the HTTPS delivery counted')
+        assert sent(d, 'system') == 0
 
 
 def test_http_proxy_from_the_environment(redis_server, daemon):
