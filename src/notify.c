@@ -371,8 +371,12 @@ void notifier_forget(struct notifier *n, const char *target, double now)
         if (t == NULL)
                 return;
         t->pending_at = 0;
-        if (n->c->kind != NOTIFY_ALERTMANAGER)
+        if (n->c->kind != NOTIFY_ALERTMANAGER) {
+                /* nothing to tell a webhook; nothing more to keep for it */
+                n->dirty = n->dirty || t->delivered != ST_UNKNOWN;
+                t->announced = t->delivered = ST_UNKNOWN;
                 return;
+        }
         t->status = ST_UNKNOWN;
         t->status_since = now;
         if (t->announced != ST_UNKNOWN)
