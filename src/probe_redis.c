@@ -949,10 +949,14 @@ static void rp_start(void *vp, const char *addr)
                 p->steps[p->nsteps++] = (struct step){OP_SELECT, 0};
         }
         /* INFO once per round per server and user: the first target due fetches it,
-         * the others judge the latest copy. */
+         * the others judge the latest copy.  Until a first copy has come, each
+         * target asks for its own: a pipelined check may end before the one
+         * another target waits for, and would judge nothing. */
         struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
-        bool claimed = sv->claimed > 0 && p->started - sv->claimed < (double)c->timeout_ms / 1000.0;
+        bool claimed = sv->claimed > 0 &&
+                       p->started - sv->claimed < (double)c->timeout_ms / 1000.0 &&
+                       (sv->has || sv->info_denied);
         bool fresh = (sv->has || sv->info_denied) && p->started - sv->fetched < max_age;
         if (!fresh && !claimed) {
                 sv->claimed = p->started;
