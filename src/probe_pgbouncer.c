@@ -2,22 +2,27 @@
  * side by side in one check.
  *
  *   the pooler:        SET LOCAL statement_timeout; SELECT 1   (the app database)
- *   the admin console: SHOW DATABASES, POOLS, SERVERS, LISTS, CONFIG
+ *   the admin console: SHOW LISTS, [SERVERS, CONFIG], then POOLS
  *                      (one command per Query, simple protocol only)
  *
  * The pooled query decides pass or fail; the admin console only warns (the
  * pooler may serve while its console refuses us).  SHOW POOLS waits for
  * the pooled query to end, so the probe's own client is never counted as
- * waiting.  Each half's progress is one enum; the check ends when both are
- * DONE, through finish().
+ * waiting; the commands before it run beside the pooled query.  Each
+ * half's progress is one enum; the check ends when both are DONE, through
+ * maybe_finish().
  *
- * SHOW DATABASES (a pause), SHOW POOLS (clients waiting) and SHOW LISTS
- * (clients in use, a few fixed rows) change from one second to the next
- * and are read at every check.  SHOW SERVERS (the bypass check's snapshot,
- * a row per server connection) and SHOW CONFIG (pool mode and sizes, some
- * eighty rows that rarely change) are read every PGB_SLOW_EVERY_S, and at
- * once on a new admin connection; between reads their last figures are
- * judged again, so a warning they raise holds at every check. */
+ * SHOW POOLS (clients waiting) and SHOW LISTS (clients in use, a few fixed
+ * rows) change from one second to the next and are read at every check.
+ * SHOW SERVERS (the bypass check's snapshot, a row per server connection)
+ * and SHOW CONFIG (pool mode and sizes, some eighty rows that rarely
+ * change) are read every PGB_SLOW_EVERY_S, and at once on a new admin
+ * connection; between reads their last figures are judged again, so a
+ * warning they raise holds at every check.  SHOW DATABASES (a pause) only
+ * explains a pooled query that does not answer, so it is read only when
+ * the pooled query has not answered within half the timeout: a quick
+ * check costs two round trips on the console, not three (each round trip
+ * is a loop turn, most of what an idle check costs). */
 #include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
@@ -49,10 +54,13 @@ struct pgb_probe {
         struct pgconn *admin;
         enum pooler_step pooler_step;
         enum admin_step admin_step;
-        int show;             /* the SHOW in flight or next (ADMIN_SHOW, ADMIN_PARKED) */
-        bool slow_due;        /* this check reads the slow figures too */
-        double slow_at;       /* mono_now() of their last complete read, 0 = never */
-        struct pgb_config cf; /* SHOW CONFIG as last read */
+        int show;                  /* the SHOW in flight or next (ADMIN_SHOW, ADMIN_PARKED) */
+        unsigned shows_done;       /* this check's SHOWs answered, a bit per SHOW_* */
+        bool want_databases;       /* the pooled query is slow: read SHOW DATABASES */
+        struct event *slow_pooled; /* half the timeout after the pooled query */
+        bool slow_due;             /* this check reads the slow figures too */
+        double slow_at;            /* mono_now() of their last complete read, 0 = never */
+        struct pgb_config cf;      /* SHOW CONFIG as last read */
         bool cf_ok;
         long used_clients; /* SHOW LISTS as last read, -1 = unknown */
         bool paused;       /* SHOW DATABASES says the app database is paused */
@@ -104,6 +112,7 @@ static void maybe_finish(struct pgb_probe *p)
                 return;
         p->pooler_step = POOLER_IDLE;
         p->admin_step = ADMIN_IDLE;
+        evtimer_del(p->slow_pooled);
         /* PgBouncer's certificate, as the pooler connection (the services'
          * way in) received it */
         probe_judge_cert(&p->res, pgconn_cert_not_after(p->pooler), conf(p)->cert_expiry_warn_ms,
@@ -307,19 +316,34 @@ static void show_done(struct pgconn *c, bool ok, void *arg)
                 break;
         }
         tab_free(&tb);
-        p->show++;
-        if (p->show == SHOW_POOLS && p->pooler_step != POOLER_DONE) {
-                p->admin_step = ADMIN_PARKED; /* resumed by pooler_done() */
-                return;
-        }
+        p->shows_done |= 1u << p->show;
         admin_run(p);
+}
+
+/* The next SHOW of this check, or -1 to park until the pooled query ends,
+ * or N_SHOWS when the console's part is done. */
+static int next_show(const struct pgb_probe *p)
+{
+        static const int order[] = {SHOW_LISTS, SHOW_SERVERS, SHOW_CONFIG};
+        if (p->want_databases && !(p->shows_done & (1u << SHOW_DATABASES)))
+                return SHOW_DATABASES;
+        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+                if (!(p->shows_done & (1u << order[i])) && (!show_is_slow(order[i]) || p->slow_due))
+                        return order[i];
+        if (p->shows_done & (1u << SHOW_POOLS))
+                return N_SHOWS;
+        return p->pooler_step == POOLER_DONE ? SHOW_POOLS : -1;
 }
 
 static void admin_run(struct pgb_probe *p)
 {
-        while (p->show < N_SHOWS && show_is_slow(p->show) && !p->slow_due)
-                p->show++;
-        if (p->show >= N_SHOWS) {
+        int show = next_show(p);
+        if (show < 0) {
+                p->show = SHOW_POOLS;
+                p->admin_step = ADMIN_PARKED; /* resumed by pooler_done() or on_slow_pooled() */
+                return;
+        }
+        if (show >= N_SHOWS) {
                 if (p->slow_due && p->cf_ok)
                         p->slow_at = mono_now();
                 judge_settings(p);
@@ -327,8 +351,24 @@ static void admin_run(struct pgb_probe *p)
                 maybe_finish(p);
                 return;
         }
+        p->show = show;
         p->admin_step = ADMIN_SHOW;
-        pgconn_query(p->admin, admin_cmds[p->show], 1, show_done);
+        pgconn_query(p->admin, admin_cmds[show], 1, show_done);
+}
+
+/* The pooled query has not answered within half the timeout: whether the
+ * database is paused tells the timeout that may follow (pooler_paused). */
+static void on_slow_pooled(evutil_socket_t fd, short what, void *arg)
+{
+        struct pgb_probe *p = arg;
+        (void)fd;
+        (void)what;
+        if (p->pooler_step != POOLER_QUERY)
+                return;
+        p->want_databases = true;
+        if (p->admin_step == ADMIN_PARKED)
+                admin_run(p);
+        /* a SHOW in flight or a login: admin_run() asks for it next */
 }
 
 static void admin_connected(struct pgconn *c, bool ok, void *arg)
@@ -345,7 +385,9 @@ static void admin_connected(struct pgconn *c, bool ok, void *arg)
 static void admin_start(struct pgb_probe *p)
 {
         const struct target_conf *tc = conf(p);
-        p->show = 0;
+        p->show = SHOW_LISTS;
+        p->shows_done = 0;
+        p->want_databases = false;
         if (pgconn_usable(p->admin)) {
                 p->slow_due = p->slow_at == 0 || mono_now() - p->slow_at >= PGB_SLOW_EVERY_S;
                 admin_run(p);
@@ -364,6 +406,7 @@ static void admin_start(struct pgb_probe *p)
 static void pooler_done(struct pgb_probe *p)
 {
         p->pooler_step = POOLER_DONE;
+        evtimer_del(p->slow_pooled);
         if (p->admin_step == ADMIN_PARKED)
                 admin_run(p);
         else
@@ -402,6 +445,10 @@ static void pooler_query(struct pgb_probe *p)
         snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = '%lldms'; SELECT 1",
                  (long long)conf(p)->timeout_ms);
         p->pooler_step = POOLER_QUERY;
+        int64_t half = conf(p)->timeout_ms / 2;
+        struct timeval tv = {.tv_sec = (time_t)(half / 1000),
+                             .tv_usec = (suseconds_t)(half % 1000 * 1000)};
+        evtimer_add(p->slow_pooled, &tv);
         pgconn_query(p->pooler, sql, 2, select_done);
 }
 
@@ -452,6 +499,9 @@ static void *create(struct probe_env *env)
         p->env = env;
         p->pooler = pgconn_new(env->base, "the pooler", env->conf->name, pooler_lost, p);
         p->admin = pgconn_new(env->base, "the admin console", env->conf->name, admin_lost, p);
+        p->slow_pooled = evtimer_new(env->base, on_slow_pooled, p);
+        if (p->slow_pooled == NULL)
+                abort();
         p->used_clients = -1;
         p->next = bouncers;
         bouncers = p;
@@ -531,6 +581,7 @@ static void abort_check(void *vp)
         struct pgb_probe *p = vp;
         p->pooler_step = POOLER_IDLE;
         p->admin_step = ADMIN_IDLE;
+        evtimer_del(p->slow_pooled);
         pgconn_close(p->pooler);
         if (!pgconn_usable(p->admin))
                 pgconn_close(p->admin);
@@ -546,6 +597,7 @@ static void destroy(void *vp)
                         *pp = p->next;
                         break;
                 }
+        event_free(p->slow_pooled);
         pgconn_free(p->pooler);
         pgconn_free(p->admin);
         free(p->server_pids);

@@ -1,10 +1,15 @@
 /* Redis probe (hiredis 0.14.1 async on libevent).
  *
- * One persistent connection per target.  A check is a chain of commands,
- * each sent from the previous reply so that every op is timed alone:
- * [AUTH] SELECT n (new connection only), [INFO] (once per round per
- * server, shared), PING, then SET PX / GET / DEL of a private key, or for a
- * broker target LLEN of each queue and CLIENT LIST.
+ * One persistent connection per target.  A check is one pipeline written
+ * at once: [INFO] (once per round per server, shared), PING, then SET PX /
+ * GET / DEL of a private key, or for a broker target LLEN of each queue and
+ * [CLIENT LIST] (every CLIENTS_EVERY_S).  A new connection first sends
+ * [AUTH] SELECT n, and the pipeline follows SELECT's reply.  Every reply is
+ * checked against the command it answers, so a stream out of step with the
+ * commands fails the check; each op's latency runs from the pipeline's
+ * write to its own reply (what a client that pipelines sees).  One write
+ * and, on a quick server, one read per check: a loop turn per round trip
+ * is most of what an idle daemon costs (docs/performance.md).
  *
  * Ownership (hiredis 0.14.1): the context frees itself after onConnect(ERR)
  * and after a disconnect by the peer; a reply is valid only inside its
@@ -113,18 +118,19 @@ struct redis_probe {
         bool in_check;
         struct step steps[MAX_STEPS];
         int nsteps;
-        int cur;    /* the step whose reply comes next */
-        int queued; /* steps sent so far */
-        double step_sent;
+        int cur;          /* the step whose reply comes next */
+        int queued;       /* steps sent so far */
+        double step_sent; /* when the pipeline (or AUTH and SELECT) was queued */
         double started;
         struct probe_result res;
         char key[128];
         char value[64];
         const char *phase;
-        /* The next step is sent once the read that brought the previous
-         * reply has been parsed to its end: a reply queued behind that one
-         * in the same read then finds no command waiting and is caught as
-         * unsolicited, instead of being taken for the next command's. */
+        /* On a new connection the pipeline is sent once the read that
+         * brought SELECT's reply has been parsed to its end: a reply queued
+         * behind that one in the same read then finds no command waiting
+         * and is caught as unsolicited, instead of being taken for the
+         * pipeline's first. */
         bool send_pending;
         /* Set by the reader guard when it refuses a reply; reported by the
          * teardown that follows (on_reply(NULL) or on_disconnect). */
@@ -379,7 +385,11 @@ static const char *after_read(struct redis_probe *p)
  *
  * hiredis's adapters/libevent.h, except that a read goes through on_readable
  * so that after_read() and a pending send run once hiredis has parsed the
- * whole read.  The struct is freed by hiredis (cleanup) with the context. */
+ * whole read, and that the read event is persistent: hiredis re-adds it
+ * after every read, which for a one-shot event is an epoll_ctl per read
+ * (libevent's changelist folds the delete and the add into one MOD); for a
+ * persistent event already added it is nothing.  The struct is freed by
+ * hiredis (cleanup) with the context. */
 
 struct redis_io {
         redisAsyncContext *ac;
@@ -459,7 +469,7 @@ static int io_attach(redisAsyncContext *ac, struct event_base *base)
         if (io == NULL)
                 abort();
         io->ac = ac;
-        io->rev = event_new(base, ac->c.fd, EV_READ, on_readable, io);
+        io->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, on_readable, io);
         io->wev = event_new(base, ac->c.fd, EV_WRITE, on_writable, io);
         if (io->rev == NULL || io->wev == NULL)
                 abort();
@@ -538,26 +548,35 @@ static int send_cmd(struct redis_probe *p, const struct step *s)
         return REDIS_ERR;
 }
 
-/* Sends the next unsent step. */
-static void send_step(struct redis_probe *p)
+/* Queues the next unsent step; false when the check has ended. */
+static bool queue_step(struct redis_probe *p)
 {
         const struct step *s = &p->steps[p->queued++];
         p->phase = s->op == OP_AUTH     ? "authenticating"
                    : s->op == OP_SELECT ? "selecting the database"
                                         : "waiting for a reply";
-        p->step_sent = mono_now();
         if (send_cmd(p, s) != REDIS_OK) {
                 probe_result_worsen(&p->res, ST_FAIL, "connection_lost", "cannot send %s: %s",
                                     op_names[s->op],
                                     p->ac->errstr[0] ? p->ac->errstr : "connection closing");
                 complete(p, false);
-                return;
+                return false;
         }
+        return true;
+}
+
+/* Sends every unsent step as one pipeline. */
+static void send_step(struct redis_probe *p)
+{
+        p->step_sent = mono_now();
+        while (p->queued < p->nsteps)
+                if (!queue_step(p))
+                        return;
         /* Write it now, outside any hiredis callback: left to hiredis, the
-         * command waits for an EV_WRITE wake-up one loop turn later (a turn
-         * and two epoll_ctl per command); armed and disarmed in the same
-         * turn, the write event costs no system call (libevent's epoll
-         * changelist).  A failed write tears down as on_writable would. */
+         * pipeline waits for an EV_WRITE wake-up one loop turn later (a turn
+         * and two epoll_ctl); armed and disarmed in the same turn, the
+         * write event costs no system call (libevent's epoll changelist).
+         * A failed write tears down as on_writable would. */
         if (p->ac->c.flags & REDIS_CONNECTED)
                 redisAsyncHandleWrite(p->ac);
 }
@@ -652,6 +671,11 @@ static void complete(struct redis_probe *p, bool keep_connection)
                 judge_info(p);
                 judge_consumers(p);
         }
+        /* a check that ends before its last reply (a GET that does not
+         * return the value) leaves replies in flight that the next check
+         * would take for its own: the connection goes with them */
+        if (p->ac != NULL && p->ac->replies.head != NULL)
+                keep_connection = false;
         if (!keep_connection || p->res.status == ST_FAIL)
                 drop(p); /* safe in a reply callback: hiredis defers the free */
         struct probe_result r = p->res;
@@ -925,10 +949,14 @@ static void rp_start(void *vp, const char *addr)
                 p->steps[p->nsteps++] = (struct step){OP_SELECT, 0};
         }
         /* INFO once per round per server and user: the first target due fetches it,
-         * the others judge the latest copy. */
+         * the others judge the latest copy.  Until a first copy has come, each
+         * target asks for its own: a pipelined check may end before the one
+         * another target waits for, and would judge nothing. */
         struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
-        bool claimed = sv->claimed > 0 && p->started - sv->claimed < (double)c->timeout_ms / 1000.0;
+        bool claimed = sv->claimed > 0 &&
+                       p->started - sv->claimed < (double)c->timeout_ms / 1000.0 &&
+                       (sv->has || sv->info_denied);
         bool fresh = (sv->has || sv->info_denied) && p->started - sv->fetched < max_age;
         if (!fresh && !claimed) {
                 sv->claimed = p->started;
@@ -947,14 +975,14 @@ static void rp_start(void *vp, const char *addr)
                 p->steps[p->nsteps++] = (struct step){OP_DEL, 0};
         }
         if (!p->ready) {
-                /* AUTH and SELECT are queued while connecting; the rest follows
-                 * one reply at a time. */
+                /* AUTH and SELECT are queued while connecting; the pipeline
+                 * follows SELECT's reply (a refused AUTH or SELECT ends the
+                 * check before anything else is written). */
                 int prefix = c->password != NULL ? 2 : 1;
-                for (int i = 0; i < prefix; i++) {
-                        send_step(p);
-                        if (!p->in_check)
+                p->step_sent = mono_now();
+                for (int i = 0; i < prefix; i++)
+                        if (!queue_step(p))
                                 return;
-                }
                 p->phase = "connecting";
                 return;
         }

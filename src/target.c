@@ -77,8 +77,12 @@ struct engine {
 
 /* Check timers are the lag samples (no wakeup of their own; see on_timer);
  * this timer adds one a second, for a loop whose targets are all in flight or
- * on long intervals. */
+ * on long intervals. Each check-timer sample postpones it to LAG_PERIOD +
+ * LAG_SLACK after that sample, so a schedule that samples at least that
+ * often (five targets at 1 s) never wakes the loop for it: a wakeup is most
+ * of what an idle check round costs. */
 #define LAG_PERIOD 1.0
+#define LAG_SLACK 0.25
 
 /* Targets per phase slot of the schedule grid (see next_slot). */
 #define PHASE_GROUP 32
@@ -172,6 +176,19 @@ static void observe_lag(struct engine *e, double due)
         hist_observe(&e->lag, lag > 0 ? lag : 0);
 }
 
+/* The lag timer's next firing, at a monotonic time. */
+static void lag_arm(struct engine *e, double at)
+{
+        event_base_update_cache_time(e->base);
+        double d = at - mono_now();
+        if (d < 0)
+                d = 0;
+        struct timeval tv = {.tv_sec = (time_t)d,
+                             .tv_usec = (suseconds_t)((d - (double)(time_t)d) * 1e6)};
+        e->lag_expected = at;
+        evtimer_add(e->lag_timer, &tv);
+}
+
 /* A timer's lateness is the loop's lag, once per point in time: the targets
  * of one grid slot share their due time to the bit, and only the first of
  * them is a sample (the others would count the checks started before them in
@@ -186,6 +203,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         if (t->lag_sample && t->due != e->lag_last_due) {
                 observe_lag(e, t->due);
                 e->lag_last_due = t->due;
+                if (evtimer_pending(e->lag_timer, NULL))
+                        lag_arm(e, t->due + LAG_PERIOD + LAG_SLACK);
         }
         run_check(t);
 }
@@ -592,10 +611,7 @@ static void on_lag(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         if (what != 0) /* not the first call, from engine_new */
                 observe_lag(e, e->lag_expected);
-        e->lag_expected = mono_now() + LAG_PERIOD;
-        struct timeval tv = ms_tv((int64_t)(LAG_PERIOD * 1000));
-        event_base_update_cache_time(e->base);
-        evtimer_add(e->lag_timer, &tv);
+        lag_arm(e, mono_now() + LAG_PERIOD);
 }
 
 struct engine *engine_new(struct event_base *base, struct resolver *res, const struct config *cfg)

@@ -194,7 +194,9 @@ class FakeRedis(SelectorServer):
             return
         buf = c.inbuf + data
         try:
-            while True:
+            # a reply that never ends holds the commands behind it, as a
+            # real server's would (replies go out in order)
+            while c.stream is None:
                 args, buf = self._parse(buf)
                 if args is None:
                     break

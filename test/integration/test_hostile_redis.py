@@ -150,19 +150,36 @@ def test_unsolicited_start_of_reply_on_idle_connection(daemon):
 
 
 def test_extra_reply_in_the_same_read(daemon):
-    """PING answered with two replies at once: the second must not be taken
-    for the answer to the next command (SET answers +OK too)."""
+    """PING answered with two replies at once, inside the check's pipeline
+    (PING, SET, GET, DEL written together): the stray +OK is taken for SET's
+    answer, which puts every later answer out of step, and GET then meets
+    SET's +OK. The check fails with protocol_error and the connection is
+    made again: a stream out of step with the commands never passes."""
     with FakeRedis(replies={'PING': b'+PONG\r\n+OK\r\n'}) as fake:
         d = daemon(config_text=config(fake.port))
         w = Watch(d)
         ev = wait_transition(d, 'protocol_error')
-        assert 'unsolicited' in ev.get('output', ''), ev
+        assert 'get answered a status "OK"' in ev.get('output', ''), ev
         time.sleep(2.5)  # more checks, each reconnecting
         t = target(d)
         assert t['status'] == 'fail' and t['reason'] == 'protocol_error', t
+        assert t['lastResult']['status'] == 'fail', t
         assert fake.connections >= 2
-        # the check stopped at the stray reply: nothing was written
-        assert 'SET' not in fake.command_names()
+        w.finish()
+
+
+def test_extra_reply_after_the_pipeline(daemon):
+    """DEL, the pipeline's last command, answered with two replies: the
+    check itself has all its answers, and the stray one behind them is
+    caught as unsolicited (no command waits for it), the connection
+    dropped and made again."""
+    with FakeRedis(replies={'DEL': b':1\r\n+OK\r\n'}) as fake:
+        d = daemon(config_text=config(fake.port))
+        w = Watch(d)
+        ev = wait_transition(d, 'protocol_error')
+        assert 'unsolicited' in ev.get('output', ''), ev
+        time.sleep(2.5)
+        assert fake.connections >= 2, 'the daemon did not reconnect'
         w.finish()
 
 
