@@ -49,6 +49,29 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
 /* The HTML dashboard: one self-contained page, every string escaped. */
 char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c);
 
+/* A render in pieces (issue 13): the /status and /metrics of a thousand
+ * targets take tens of milliseconds, too long to hold the loop, so the HTTP
+ * front adds a few targets per loop turn and joins the parts at the end.
+ * Each target's part is made from its view as it is added, so a target's
+ * own figures agree with each other, and the aggregate status is that of
+ * the rows shown.  The bytes are the one-shot renderers' (they are this,
+ * in one go). */
+enum render_kind { RENDER_STATUS_JSON, RENDER_STATUS_HTML, RENDER_METRICS };
+struct render_job;
+/* `c` is copied; what it points to (nonce, record, journal, loop_lag) must
+ * live until the job is finished or freed.  `n`: the targets to come (a
+ * hint for the allocation). */
+struct render_job *render_job_new(enum render_kind kind, const struct render_ctx *c, size_t n);
+/* The next target's part, from its view (valid for this call only). */
+void render_job_add(struct render_job *j, const struct target_view *v);
+/* Targets added so far. */
+size_t render_job_count(const struct render_job *j);
+/* The whole answer (malloc'd, NULL when the render failed) and its
+ * aggregate status; frees the job. */
+char *render_job_finish(struct render_job *j, enum status *st);
+/* Frees an unfinished job. */
+void render_job_free(struct render_job *j);
+
 /* Seconds after which a target's last result is stale for /livez (SPEC 5):
  * max(3 x interval, interval + timeout + retry_interval). */
 double render_stale_after(const struct target_view *v);

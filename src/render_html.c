@@ -16,6 +16,7 @@
  * journal goes through esc(). */
 #include "render.h"
 #include "clock.h"
+#include "render_job.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -593,11 +594,22 @@ static const char *script =
                                                         "setTimeout(tick," STR(
                                                             REFRESH_MS) ");})();";
 
-char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c)
+/* A target's rows. */
+void render_html_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
+                      const struct target_view *v)
 {
+        cut[0] = b->len;
+        row(b, v, c);
+        cut[1] = b->len;
+}
+
+/* The page around the targets' rows. */
+char *render_html_join(const struct render_job *j)
+{
+        const struct render_ctx *c = &j->c;
         struct strbuf b;
-        strbuf_init(&b, 16384 + n * 12288);
-        enum status agg = render_aggregate(v, n);
+        strbuf_init(&b, 16384 + j->text.len);
+        enum status agg = render_aggregate(j->seen, j->n);
         char when[CLOCK_TEXT_MAX];
         clock_format(c->now, CLOCK_HUMAN, when, sizeof(when));
         const char *nonce = c->nonce != NULL ? c->nonce : "";
@@ -628,8 +640,11 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
                         "<th>latency</th><th>startup</th><th>reconnects</th>"
                         "<th>availability 24 h</th><th>check latency</th></tr></thead>"
                         "<tbody id=\"rows\">");
-        for (size_t i = 0; i < n; i++)
-                row(&b, &v[i], c);
+        for (size_t i = 0; i < j->n; i++) {
+                size_t len;
+                const char *s = render_job_section(j, i, 0, &len);
+                strbuf_put(&b, s, len);
+        }
         strbuf_puts(&b, "</tbody></table>");
         timeline(&b, c);
         strbuf_puts(&b, "<footer>Probe endpoints: <a href=\"/livez\">/livez</a> "
@@ -640,4 +655,13 @@ char *render_html(const struct target_view *v, size_t n, const struct render_ctx
         strbuf_puts(&b, script);
         strbuf_puts(&b, "</script></body></html>\n");
         return strbuf_take(&b);
+}
+
+char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c)
+{
+        struct render_job *j = render_job_new(RENDER_STATUS_HTML, c, n);
+        for (size_t i = 0; i < n; i++)
+                render_job_add(j, &v[i]);
+        enum status st;
+        return render_job_finish(j, &st);
 }

@@ -2,6 +2,7 @@
  * counters, a fixed label set, and every per-target series present from
  * startup (histograms and counters at zero, unknown gauges NaN). */
 #include "render.h"
+#include "render_job.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -525,30 +526,59 @@ static void record_families(struct strbuf *b, const struct render_ctx *c)
                        (double)journal_appended(c->journal, (enum event_type)t));
 }
 
-char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
+#define NFAMILIES (sizeof(families) / sizeof(families[0]))
+
+size_t render_metrics_ncut(void)
+{
+        return NFAMILIES + 1;
+}
+
+/* A target's samples of every family, in table order: cut[k] is where
+ * family k's begin (empty for a global family or one that does not apply). */
+void render_metrics_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
+                         const struct target_view *v)
+{
+        struct slo_report rep;
+        memset(&rep, 0, sizeof(rep));
+        slo_report(v->slo, c->mono, &rep);
+        const struct row x = {v, &rep, c};
+        for (size_t k = 0; k < NFAMILIES; k++) {
+                const struct family *f = &families[k];
+                cut[k] = b->len;
+                if (f->global == NULL && (f->applies == NULL || f->applies(&x)))
+                        target_samples(b, f, &x);
+        }
+        cut[NFAMILIES] = b->len;
+}
+
+/* The exposition: each family's HELP and TYPE, then its samples of every
+ * target in target order (copied from the parts). */
+char *render_metrics_join(const struct render_job *j)
 {
         struct strbuf b;
-        strbuf_init(&b, 4096 + n * 6144);
-        struct slo_report *rep = calloc(n + 1, sizeof(*rep));
-        if (rep == NULL)
-                abort();
-        for (size_t i = 0; i < n; i++)
-                slo_report(v[i].slo, c->mono, &rep[i]);
-
-        for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
+        strbuf_init(&b, j->text.len + 16384);
+        for (size_t k = 0; k < NFAMILIES; k++) {
                 const struct family *f = &families[k];
                 family(&b, f->name, f->type, f->help);
                 if (f->global != NULL) {
-                        f->global(&b, f, c);
+                        f->global(&b, f, &j->c);
                         continue;
                 }
-                for (size_t i = 0; i < n; i++) {
-                        const struct row x = {&v[i], &rep[i], c};
-                        if (f->applies == NULL || f->applies(&x))
-                                target_samples(&b, f, &x);
+                for (size_t i = 0; i < j->n; i++) {
+                        size_t len;
+                        const char *s = render_job_section(j, i, k, &len);
+                        strbuf_put(&b, s, len);
                 }
         }
-        record_families(&b, c); /* after the table: only a running daemon has a record */
-        free(rep);
+        record_families(&b, &j->c); /* after the table: only a running daemon has a record */
         return strbuf_take(&b);
+}
+
+char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
+{
+        struct render_job *j = render_job_new(RENDER_METRICS, c, n);
+        for (size_t i = 0; i < n; i++)
+                render_job_add(j, &v[i]);
+        enum status st;
+        return render_job_finish(j, &st);
 }
