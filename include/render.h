@@ -72,6 +72,20 @@ char *render_job_finish(struct render_job *j, enum status *st);
 /* Frees an unfinished job. */
 void render_job_free(struct render_job *j);
 
+/* The answer as pieces, for a large one: read in slices, never copied
+ * whole (render_job.h).  NULL when the render failed; frees the job. */
+struct render_answer;
+struct render_answer *render_job_answer(struct render_job *j, enum status *st);
+size_t render_answer_size(const struct render_answer *a);
+/* Up to `max` bytes of the answer from offset `pos`; how many. */
+size_t render_answer_read(struct render_answer *a, size_t pos, char *buf, size_t max);
+/* Piece i of the answer (false past the last): consecutive pieces are the
+ * answer in order. */
+bool render_answer_piece(const struct render_answer *a, size_t i, const char **s, size_t *len);
+/* The answer in one malloc'd string. */
+char *render_answer_join(struct render_answer *a);
+void render_answer_free(struct render_answer *a);
+
 /* Seconds after which a target's last result is stale for /livez (SPEC 5):
  * max(3 x interval, interval + timeout + retry_interval). */
 double render_stale_after(const struct target_view *v);

@@ -1,6 +1,11 @@
-/* What the renderers share of a render in pieces (render.h): the parts of
- * every target in one buffer, cut where the answer's sections begin, so
- * that a join copies each section of each target in answer order.  For the
+/* What the renderers share of a render in pieces (render.h).  A job holds
+ * the answer's sections, each a buffer that every target appends its part
+ * of (the rows of the dashboard; the "checks" and the "targets" members of
+ * /status; each family's samples of /metrics), so that a section's text is
+ * whole and in target order when the last target is added.  The answer is
+ * then a list of pieces: the short text around the sections (headers, the
+ * document's head and tail) and the sections themselves, never copied into
+ * one buffer unless the caller asks (render_answer_join).  For the
  * renderers and render_job.c only. */
 #ifndef HEALTHD_RENDER_JOB_H
 #define HEALTHD_RENDER_JOB_H
@@ -11,37 +16,49 @@
 struct render_job {
         enum render_kind kind;
         struct render_ctx c;
-        size_t n, cap;
-        size_t ncut; /* offsets per target: its sections' starts, and its end */
-        size_t *cut; /* n x ncut offsets into text */
-        struct strbuf text;
+        size_t n;
+        size_t nsec;
+        struct strbuf *sec;
         /* each target's status and criticality as rendered: the aggregate */
         struct target_view *seen;
+        size_t seen_cap;
 };
 
-/* The text of section k of target i. */
-static inline const char *render_job_section(const struct render_job *j, size_t i, size_t k,
-                                             size_t *len)
-{
-        const size_t *cut = j->cut + i * j->ncut;
-        *len = cut[k + 1] - cut[k];
-        return j->text.s + cut[k];
-}
+struct render_piece {
+        size_t sec; /* a section, or RENDER_SMALL: the text around them */
+        size_t off, len;
+};
+#define RENDER_SMALL ((size_t)-1)
 
-/* Per renderer: the cuts a target needs, its part, and the join. */
-size_t render_metrics_ncut(void);
-void render_metrics_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
+struct render_answer {
+        struct strbuf small; /* the text around the sections */
+        size_t mark;         /* small's text before this is in pieces already */
+        struct strbuf *sec;  /* the job's sections, taken over */
+        size_t nsec;
+        struct render_piece *p;
+        size_t np, cap;
+        size_t size;
+        /* where the last read ended: MHD reads in order */
+        size_t at_piece, at_pos;
+};
+
+/* Ends the current run of small text and puts section k after it. */
+void render_answer_section(struct render_answer *a, size_t k);
+
+/* Per renderer: the sections, a target's part, and the answer around the
+ * sections (written to a->small, sections placed with
+ * render_answer_section). */
+size_t render_metrics_nsec(void);
+void render_metrics_part(const struct render_ctx *c, struct strbuf *sec,
                          const struct target_view *v);
-char *render_metrics_join(const struct render_job *j);
+void render_metrics_join(const struct render_job *j, struct render_answer *a);
 
-#define RENDER_JSON_NCUT 3 /* its checks, its detail, the end */
-void render_json_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
-                      const struct target_view *v);
-char *render_json_join(const struct render_job *j, enum status *st);
+#define RENDER_JSON_NSEC 2 /* the members of "checks", those of "targets" */
+void render_json_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *v);
+bool render_json_join(const struct render_job *j, enum status st, struct render_answer *a);
 
-#define RENDER_HTML_NCUT 2 /* its rows, the end */
-void render_html_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
-                      const struct target_view *v);
-char *render_html_join(const struct render_job *j);
+#define RENDER_HTML_NSEC 1 /* the rows */
+void render_html_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *v);
+void render_html_join(const struct render_job *j, enum status st, struct render_answer *a);
 
 #endif

@@ -287,8 +287,8 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
         return o;
 }
 
-/* The members of an object, without its braces ("" for none), as dump()
- * writes them: a part of the enclosing object's text. */
+/* The members of an object as dump() writes them, without its braces,
+ * appended to those already in `b` (a comma between). */
 static void put_members(struct strbuf *b, json_t *o)
 {
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
@@ -296,8 +296,11 @@ static void put_members(struct strbuf *b, json_t *o)
         if (s == NULL)
                 abort(); /* only out of memory is left (set_str cleaned every string) */
         size_t len = strlen(s);
-        if (len > 2)
+        if (len > 2) {
+                if (b->len > 0)
+                        strbuf_putc(b, ',');
                 strbuf_put(b, s + 1, len - 2);
+        }
         free(s);
 }
 
@@ -368,48 +371,25 @@ static void target_checks(json_t *checks, const struct target_view *t, const str
 }
 
 /* A target's members of "checks" and of "targets" (its detail). */
-void render_json_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
-                      const struct target_view *t)
+void render_json_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *t)
 {
         json_t *checks = json_object();
         target_checks(checks, t, c);
         json_t *targets = json_object();
         json_object_set_new(targets, t->name, target_detail(t, c));
-        cut[0] = b->len;
-        put_members(b, checks);
-        cut[1] = b->len;
-        put_members(b, targets);
-        cut[2] = b->len;
-}
-
-/* Section k (0: checks, 1: targets) of every target, as one object's text. */
-static void put_joined(struct strbuf *b, const struct render_job *j, size_t k)
-{
-        bool first = true;
-        strbuf_putc(b, '{');
-        for (size_t i = 0; i < j->n; i++) {
-                size_t len;
-                const char *s = render_job_section(j, i, k, &len);
-                if (len == 0)
-                        continue;
-                if (!first)
-                        strbuf_putc(b, ',');
-                strbuf_put(b, s, len);
-                first = false;
-        }
-        strbuf_putc(b, '}');
+        put_members(&sec[0], checks);
+        put_members(&sec[1], targets);
 }
 
 /* Where "checks" and "targets" go: a value dump() writes as "\u0001",
  * which no text of its own can hold unescaped after such a key. */
 #define SLOT "\"\\u0001\""
 
-/* The report: the document, its "checks" and "targets" joined from the
- * targets' parts where the document holds their slots. */
-char *render_json_join(const struct render_job *j, enum status *st)
+/* The report: the document, with the sections of "checks" and "targets"
+ * members where it holds their slots; `agg` the targets' aggregate. */
+bool render_json_join(const struct render_job *j, enum status agg, struct render_answer *a)
 {
         const struct render_ctx *c = &j->c;
-        enum status agg = *st;
         json_t *o = json_object();
         set_str(o, "status", status_name(agg));
         set_str(o, "version", c->version);
@@ -429,25 +409,28 @@ char *render_json_join(const struct render_job *j, enum status *st)
                                       "metrics", "/metrics", "events", "/events"));
         char *doc = dump(o);
         if (doc == NULL)
-                return NULL;
+                return false;
         const char *checks = strstr(doc, "\"checks\":" SLOT);
         const char *targets = checks != NULL ? strstr(checks, "\"targets\":" SLOT) : NULL;
         if (targets == NULL) {
                 free(doc);
-                return NULL;
+                return false;
         }
         size_t slot = strlen(SLOT);
         checks += strlen("\"checks\":");
         targets += strlen("\"targets\":");
-        struct strbuf b;
-        strbuf_init(&b, strlen(doc) + j->text.len + j->n * 2 + 16);
-        strbuf_put(&b, doc, (size_t)(checks - doc));
-        put_joined(&b, j, 0);
-        strbuf_put(&b, checks + slot, (size_t)(targets - (checks + slot)));
-        put_joined(&b, j, 1);
-        strbuf_puts(&b, targets + slot);
+        struct strbuf *b = &a->small;
+        strbuf_put(b, doc, (size_t)(checks - doc));
+        strbuf_putc(b, '{');
+        render_answer_section(a, 0);
+        strbuf_putc(b, '}');
+        strbuf_put(b, checks + slot, (size_t)(targets - (checks + slot)));
+        strbuf_putc(b, '{');
+        render_answer_section(a, 1);
+        strbuf_putc(b, '}');
+        strbuf_puts(b, targets + slot);
         free(doc);
-        return strbuf_take(&b);
+        return true;
 }
 
 char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,

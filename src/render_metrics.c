@@ -528,14 +528,14 @@ static void record_families(struct strbuf *b, const struct render_ctx *c)
 
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))
 
-size_t render_metrics_ncut(void)
+size_t render_metrics_nsec(void)
 {
-        return NFAMILIES + 1;
+        return NFAMILIES;
 }
 
-/* A target's samples of every family, in table order: cut[k] is where
- * family k's begin (empty for a global family or one that does not apply). */
-void render_metrics_part(const struct render_ctx *c, struct strbuf *b, size_t *cut,
+/* A target's samples of each family, appended to that family's section
+ * (a global family's, or one that does not apply, gets nothing). */
+void render_metrics_part(const struct render_ctx *c, struct strbuf *sec,
                          const struct target_view *v)
 {
         struct slo_report rep;
@@ -544,34 +544,24 @@ void render_metrics_part(const struct render_ctx *c, struct strbuf *b, size_t *c
         const struct row x = {v, &rep, c};
         for (size_t k = 0; k < NFAMILIES; k++) {
                 const struct family *f = &families[k];
-                cut[k] = b->len;
                 if (f->global == NULL && (f->applies == NULL || f->applies(&x)))
-                        target_samples(b, f, &x);
+                        target_samples(&sec[k], f, &x);
         }
-        cut[NFAMILIES] = b->len;
 }
 
-/* The exposition: each family's HELP and TYPE, then its samples of every
- * target in target order (copied from the parts). */
-char *render_metrics_join(const struct render_job *j)
+/* The exposition: each family's HELP and TYPE, then its samples (the
+ * section of every target's, in target order). */
+void render_metrics_join(const struct render_job *j, struct render_answer *a)
 {
-        struct strbuf b;
-        strbuf_init(&b, j->text.len + 16384);
         for (size_t k = 0; k < NFAMILIES; k++) {
                 const struct family *f = &families[k];
-                family(&b, f->name, f->type, f->help);
-                if (f->global != NULL) {
-                        f->global(&b, f, &j->c);
-                        continue;
-                }
-                for (size_t i = 0; i < j->n; i++) {
-                        size_t len;
-                        const char *s = render_job_section(j, i, k, &len);
-                        strbuf_put(&b, s, len);
-                }
+                family(&a->small, f->name, f->type, f->help);
+                if (f->global != NULL)
+                        f->global(&a->small, f, &j->c);
+                else
+                        render_answer_section(a, k);
         }
-        record_families(&b, &j->c); /* after the table: only a running daemon has a record */
-        return strbuf_take(&b);
+        record_families(&a->small, &j->c); /* after the table: only a running daemon has a record */
 }
 
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)

@@ -1235,6 +1235,56 @@ START_TEST(test_job_parts_as_added)
 }
 END_TEST
 
+/* A large answer is sent from its pieces (render_answer_read, in MHD's
+ * blocks) or compressed from them (render_answer_piece): both are the
+ * joined answer, byte for byte, whatever the block size. */
+START_TEST(test_answer_pieces)
+{
+        static const enum render_kind kinds[] = {RENDER_STATUS_JSON, RENDER_STATUS_HTML,
+                                                 RENDER_METRICS};
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        enum status st;
+        char *whole = own(render_whole(kinds[_i], s.v, 5, &c, &st));
+        size_t len = strlen(whole);
+        struct render_job *j = render_job_new(kinds[_i], &c, 5);
+        for (size_t i = 0; i < 5; i++)
+                render_job_add(j, &s.v[i]);
+        struct render_answer *a = render_job_answer(j, &st);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq(render_answer_size(a), len);
+        char *buf = own(malloc(len + 64));
+        static const size_t blocks[] = {1, 7, 4096, 1 << 20};
+        for (int b = 0; b < N(blocks); b++) {
+                memset(buf, 0, len + 64);
+                size_t pos = 0, n;
+                while ((n = render_answer_read(a, pos, buf + pos, blocks[b])) > 0) {
+                        ck_assert_uint_le(n, blocks[b]);
+                        pos += n;
+                }
+                ck_assert_uint_eq(pos, len);
+                ck_assert(memcmp(buf, whole, len) == 0);
+        }
+        /* a read from elsewhere than the last one ended (MHD may start over) */
+        ck_assert_uint_eq(render_answer_read(a, len - 5, buf, 64), 5);
+        ck_assert(memcmp(buf, whole + len - 5, 5) == 0);
+        ck_assert_uint_eq(render_answer_read(a, 3, buf, 10), 10);
+        ck_assert(memcmp(buf, whole + 3, 10) == 0);
+        size_t pos = 0, plen;
+        const char *p;
+        for (size_t i = 0; render_answer_piece(a, i, &p, &plen); i++) {
+                ck_assert_uint_gt(plen, 0);
+                ck_assert(memcmp(p, whole + pos, plen) == 0);
+                pos += plen;
+        }
+        ck_assert_uint_eq(pos, len);
+        render_answer_free(a);
+        snap_free(&s);
+}
+END_TEST
+
 /* ---- the server certificate's expiry (probe_tls.c) ---- */
 
 #define DAY 86400.0
@@ -1331,6 +1381,7 @@ static Suite *render_suite(void)
         tcase_add_test(tc, test_metrics_snapshot);
         tcase_add_test(tc, test_status_snapshot);
         tcase_add_loop_test(tc, test_job_parts_as_added, 0, 3);
+        tcase_add_loop_test(tc, test_answer_pieces, 0, 3);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("clock");
