@@ -13,19 +13,30 @@
 #include "render.h"
 #include "strbuf.h"
 
+/* A section's text is kept in chunks of about RENDER_CHUNK bytes (a chunk
+ * is closed after the target that fills it): no buffer grows past that,
+ * and one can be freed at a time. */
+#define RENDER_CHUNK (1024 * 1024)
+
+struct render_chunks {
+        struct strbuf *b;
+        size_t n, cap;
+};
+
 struct render_job {
         enum render_kind kind;
         struct render_ctx c;
         size_t n;
         size_t nsec;
-        struct strbuf *sec;
+        struct strbuf *sec;           /* each section's open chunk */
+        struct render_chunks *chunks; /* each section's closed chunks */
         /* each target's status and criticality as rendered: the aggregate */
         struct target_view *seen;
         size_t seen_cap;
 };
 
 struct render_piece {
-        size_t sec; /* a section, or RENDER_SMALL: the text around them */
+        size_t buf; /* in bufs, or RENDER_SMALL: the text around the sections */
         size_t off, len;
 };
 #define RENDER_SMALL ((size_t)-1)
@@ -33,8 +44,10 @@ struct render_piece {
 struct render_answer {
         struct strbuf small; /* the text around the sections */
         size_t mark;         /* small's text before this is in pieces already */
-        struct strbuf *sec;  /* the job's sections, taken over */
-        size_t nsec;
+        struct strbuf *bufs; /* every chunk of every section, taken over */
+        size_t nbufs;
+        size_t *first; /* section k's chunks: bufs[first[k] .. first[k + 1]) */
+        size_t freed;  /* bufs before this are freed (render_answer_free_some) */
         struct render_piece *p;
         size_t np, cap;
         size_t size;
@@ -54,7 +67,9 @@ void render_metrics_part(const struct render_ctx *c, struct strbuf *sec,
 void render_metrics_join(const struct render_job *j, struct render_answer *a);
 
 #define RENDER_JSON_NSEC 2 /* the members of "checks", those of "targets" */
-void render_json_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *v);
+/* more[k]: section k holds text in closed chunks (a comma is due) */
+void render_json_part(const struct render_ctx *c, struct strbuf *sec, const bool *more,
+                      const struct target_view *v);
 bool render_json_join(const struct render_job *j, enum status st, struct render_answer *a);
 
 #define RENDER_HTML_NSEC 1 /* the rows */

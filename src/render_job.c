@@ -16,12 +16,12 @@ struct render_job *render_job_new(enum render_kind kind, const struct render_ctx
                   : kind == RENDER_STATUS_HTML ? RENDER_HTML_NSEC
                                                : RENDER_JSON_NSEC;
         j->sec = calloc(j->nsec, sizeof(*j->sec));
+        j->chunks = calloc(j->nsec, sizeof(*j->chunks));
         j->seen_cap = n > 0 ? n : 1;
         j->seen = calloc(j->seen_cap, sizeof(*j->seen));
-        if (j->sec == NULL || j->seen == NULL)
+        if (j->sec == NULL || j->chunks == NULL || j->seen == NULL)
                 abort();
-        /* small at first: a section grows by doubling, and a large buffer
-         * grows in place (mremap) */
+        /* small at first: a chunk grows by doubling up to RENDER_CHUNK */
         for (size_t k = 0; k < j->nsec; k++)
                 strbuf_init(&j->sec[k], 256);
         return j;
@@ -43,9 +43,27 @@ void render_job_add(struct render_job *j, const struct target_view *v)
         case RENDER_STATUS_HTML:
                 render_html_part(&j->c, j->sec, v);
                 break;
-        case RENDER_STATUS_JSON:
-                render_json_part(&j->c, j->sec, v);
+        case RENDER_STATUS_JSON: {
+                bool more[RENDER_JSON_NSEC];
+                for (size_t k = 0; k < RENDER_JSON_NSEC; k++)
+                        more[k] = j->chunks[k].n > 0;
+                render_json_part(&j->c, j->sec, more, v);
                 break;
+        }
+        }
+        for (size_t k = 0; k < j->nsec; k++) {
+                if (j->sec[k].len < RENDER_CHUNK)
+                        continue;
+                struct render_chunks *c = &j->chunks[k];
+                if (c->n == c->cap) {
+                        c->cap = c->cap ? 2 * c->cap : 8;
+                        struct strbuf *b = realloc(c->b, c->cap * sizeof(*b));
+                        if (b == NULL)
+                                abort();
+                        c->b = b;
+                }
+                c->b[c->n++] = j->sec[k];
+                strbuf_init(&j->sec[k], 256);
         }
         /* only what the aggregate reads: the rest points into the target */
         struct target_view *s = &j->seen[j->n];
@@ -85,7 +103,29 @@ static void end_small(struct render_answer *a)
 void render_answer_section(struct render_answer *a, size_t k)
 {
         end_small(a);
-        push(a, k, 0, a->sec[k].len);
+        for (size_t i = a->first[k]; i < a->first[k + 1]; i++)
+                push(a, i, 0, a->bufs[i].len);
+}
+
+/* Every chunk of every section, in section order, into the answer. */
+static void take_chunks(struct render_job *j, struct render_answer *a)
+{
+        size_t total = 0;
+        for (size_t k = 0; k < j->nsec; k++)
+                total += j->chunks[k].n + 1;
+        a->bufs = calloc(total, sizeof(*a->bufs));
+        a->first = calloc(j->nsec + 1, sizeof(*a->first));
+        if (a->bufs == NULL || a->first == NULL)
+                abort();
+        for (size_t k = 0; k < j->nsec; k++) {
+                a->first[k] = a->nbufs;
+                for (size_t i = 0; i < j->chunks[k].n; i++)
+                        a->bufs[a->nbufs++] = j->chunks[k].b[i];
+                j->chunks[k].n = 0;
+                a->bufs[a->nbufs++] = j->sec[k];
+                j->sec[k].s = NULL;
+        }
+        a->first[j->nsec] = a->nbufs;
 }
 
 struct render_answer *render_job_answer(struct render_job *j, enum status *st)
@@ -95,9 +135,7 @@ struct render_answer *render_job_answer(struct render_job *j, enum status *st)
         if (a == NULL)
                 abort();
         strbuf_init(&a->small, 4096);
-        a->sec = j->sec;
-        a->nsec = j->nsec;
-        j->sec = NULL;
+        take_chunks(j, a);
         bool ok = true;
         switch (j->kind) {
         case RENDER_METRICS:
@@ -129,7 +167,7 @@ bool render_answer_piece(const struct render_answer *a, size_t i, const char **s
         if (i >= a->np)
                 return false;
         const struct render_piece *p = &a->p[i];
-        const struct strbuf *b = p->sec == RENDER_SMALL ? &a->small : &a->sec[p->sec];
+        const struct strbuf *b = p->buf == RENDER_SMALL ? &a->small : &a->bufs[p->buf];
         *s = b->s + p->off;
         *len = p->len;
         return true;
@@ -169,16 +207,26 @@ char *render_answer_join(struct render_answer *a)
         return out;
 }
 
-void render_answer_free(struct render_answer *a)
+bool render_answer_free_some(struct render_answer *a)
 {
-        if (a == NULL)
-                return;
-        for (size_t k = 0; a->sec != NULL && k < a->nsec; k++)
-                free(a->sec[k].s);
-        free(a->sec);
+        if (a->freed < a->nbufs) {
+                free(a->bufs[a->freed].s);
+                a->bufs[a->freed++].s = NULL;
+                return false;
+        }
+        free(a->bufs);
+        free(a->first);
         free(a->small.s);
         free(a->p);
         free(a);
+        return true;
+}
+
+void render_answer_free(struct render_answer *a)
+{
+        if (a != NULL)
+                while (!render_answer_free_some(a))
+                        ;
 }
 
 char *render_job_finish(struct render_job *j, enum status *st)
@@ -195,9 +243,14 @@ void render_job_free(struct render_job *j)
 {
         if (j == NULL)
                 return;
-        for (size_t k = 0; j->sec != NULL && k < j->nsec; k++)
+        for (size_t k = 0; k < j->nsec; k++) {
                 free(j->sec[k].s);
+                for (size_t i = 0; i < j->chunks[k].n; i++)
+                        free(j->chunks[k].b[i].s);
+                free(j->chunks[k].b);
+        }
         free(j->sec);
+        free(j->chunks);
         free(j->seen);
         free(j);
 }

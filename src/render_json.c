@@ -288,8 +288,9 @@ static json_t *target_detail(const struct target_view *v, const struct render_ct
 }
 
 /* The members of an object as dump() writes them, without its braces,
- * appended to those already in `b` (a comma between). */
-static void put_members(struct strbuf *b, json_t *o)
+ * appended to a section's text: after a comma when the section holds
+ * members already (`more`: in earlier chunks). */
+static void put_members(struct strbuf *b, json_t *o, bool more)
 {
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
         json_decref(o);
@@ -297,7 +298,7 @@ static void put_members(struct strbuf *b, json_t *o)
                 abort(); /* only out of memory is left (set_str cleaned every string) */
         size_t len = strlen(s);
         if (len > 2) {
-                if (b->len > 0)
+                if (more || b->len > 0)
                         strbuf_putc(b, ',');
                 strbuf_put(b, s + 1, len - 2);
         }
@@ -371,14 +372,15 @@ static void target_checks(json_t *checks, const struct target_view *t, const str
 }
 
 /* A target's members of "checks" and of "targets" (its detail). */
-void render_json_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *t)
+void render_json_part(const struct render_ctx *c, struct strbuf *sec, const bool *more,
+                      const struct target_view *t)
 {
         json_t *checks = json_object();
         target_checks(checks, t, c);
         json_t *targets = json_object();
         json_object_set_new(targets, t->name, target_detail(t, c));
-        put_members(&sec[0], checks);
-        put_members(&sec[1], targets);
+        put_members(&sec[0], checks, more[0]);
+        put_members(&sec[1], targets, more[1]);
 }
 
 /* Where "checks" and "targets" go: a value dump() writes as "\u0001",

@@ -1285,6 +1285,62 @@ START_TEST(test_answer_pieces)
 }
 END_TEST
 
+/* A section's text is kept in chunks of about a megabyte (render_job.h):
+ * 1,500 targets' answers cross many chunk boundaries, and every target
+ * is still there once, in order, and the document is whole; the answer is
+ * freed a buffer at a time. */
+START_TEST(test_answer_chunks)
+{
+        enum { MANY = 1500 };
+        static const enum render_kind kinds[] = {RENDER_STATUS_JSON, RENDER_STATUS_HTML,
+                                                 RENDER_METRICS};
+        static char names[MANY][8];
+        struct snap s;
+        snap_init(&s);
+        struct target_view *v = own(calloc(MANY, sizeof(*v)));
+        for (int i = 0; i < MANY; i++) {
+                snprintf(names[i], sizeof(names[i]), "t%04d", i);
+                v[i] = s.v[i % 5];
+                v[i].name = names[i];
+        }
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        struct render_job *j = render_job_new(kinds[_i], &c, MANY);
+        for (int i = 0; i < MANY; i++)
+                render_job_add(j, &v[i]);
+        enum status st;
+        struct render_answer *a = render_job_answer(j, &st);
+        ck_assert_ptr_nonnull(a);
+        size_t big = 0;
+        const char *p;
+        size_t plen;
+        for (size_t i = 0; render_answer_piece(a, i, &p, &plen); i++)
+                big = plen > big ? plen : big;
+        ck_assert_uint_ge(big, 1024 * 1024);         /* a closed chunk: there was one */
+        ck_assert_uint_le(big, 1024 * 1024 + 65536); /* a chunk and one target's part */
+        char *text = own(render_answer_join(a));
+        ck_assert_uint_eq(strlen(text), render_answer_size(a));
+        while (!render_answer_free_some(a))
+                ;
+        static const char *const pre[] = {"\"", "<tr class=\"target\" data-target=\"",
+                                          "hdms_healthd_checks_total{target=\""};
+        static const char *const post[] = {"\":{\"kind\"", "\"", "\""};
+        const char *at = text;
+        for (int i = 0; i < MANY; i++) {
+                char want[64];
+                snprintf(want, sizeof(want), "%s%s%s", pre[_i], names[i], post[_i]);
+                const char *next = strstr(at, want);
+                ck_assert_msg(next != NULL, "%s missing or out of order", want);
+                at = next + 1;
+        }
+        if (kinds[_i] == RENDER_STATUS_JSON) {
+                json_t *doc = parse(text);
+                ck_assert_uint_eq(json_object_size(json_object_get(doc, "targets")), MANY);
+        }
+        snap_free(&s);
+}
+END_TEST
+
 /* ---- the server certificate's expiry (probe_tls.c) ---- */
 
 #define DAY 86400.0
@@ -1382,6 +1438,7 @@ static Suite *render_suite(void)
         tcase_add_test(tc, test_status_snapshot);
         tcase_add_loop_test(tc, test_job_parts_as_added, 0, 3);
         tcase_add_loop_test(tc, test_answer_pieces, 0, 3);
+        tcase_add_loop_test(tc, test_answer_chunks, 0, 3);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("clock");
