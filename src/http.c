@@ -12,7 +12,6 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -642,13 +641,27 @@ static void job_unlink(struct job *j)
         j->next = NULL;
 }
 
+/* on_work() on the next loop turn.  Not when it is pending or active
+ * already: libevent takes an active timer off the active list when it is
+ * added again, and requests served every turn would then put it off for
+ * ever (seen: 1,500 answers waiting to be freed under wrk). */
+static void arm_work(struct http *h)
+{
+        static const struct timeval now = {0, 0};
+        if (!evtimer_pending(h->ev_work, NULL))
+                evtimer_add(h->ev_work, &now);
+}
+
 /* Hands a large answer to on_work(), which frees it a buffer per step:
  * 9 MB unmapped at once held the loop 2-5 ms. */
 static void bury(struct http *h, struct render_answer *a)
 {
-        static const struct timeval now = {0, 0};
         if (a == NULL)
                 return;
+        if (render_answer_size(a) <= SMALL_ANSWER) {
+                render_answer_free(a);
+                return;
+        }
         if (h->ngrave == h->grave_cap) {
                 h->grave_cap = h->grave_cap ? 2 * h->grave_cap : 8;
                 struct render_answer **g = realloc(h->grave, h->grave_cap * sizeof(*g));
@@ -657,7 +670,7 @@ static void bury(struct http *h, struct render_answer *a)
                 h->grave = g;
         }
         h->grave[h->ngrave++] = a;
-        evtimer_add(h->ev_work, &now);
+        arm_work(h);
 }
 
 /* Frees buried answers until `deadline`; at least one step. */
@@ -732,13 +745,19 @@ static bool job_step(struct job *j, double deadline)
                 if (j->ans == NULL)
                         return true;
                 j->len = render_answer_size(j->ans);
-                if (j->gzip && (j->gz = gzip_stream_new(j->len)) == NULL)
-                        j->gzip = false; /* out of memory: identity will do */
-                if (j->gz == NULL && j->len <= SMALL_ANSWER) {
+                if (j->len <= SMALL_ANSWER) {
+                        /* small: one buffer, gzip'd in one go, as before */
                         j->body = render_answer_join(j->ans);
                         render_answer_free(j->ans);
                         j->ans = NULL;
+                        if (j->gzip && (j->z = gzip_compress(j->body, j->len, &j->zlen)) != NULL) {
+                                free(j->body);
+                                j->body = NULL;
+                        }
+                        return true;
                 }
+                if (j->gzip && (j->gz = gzip_stream_new(j->len)) == NULL)
+                        j->gzip = false; /* out of memory: identity will do */
                 if (mono_now() >= deadline)
                         return j->gz == NULL;
         }
@@ -890,7 +909,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         if (resumed)
                 evtimer_add(h->ev_timer, &now);
         if (h->jobs != NULL || h->ngrave > 0)
-                evtimer_add(h->ev_work, &now);
+                arm_work(h);
 }
 
 /* Starts a job for this request: answered at once when one turn's budget
@@ -910,8 +929,7 @@ static enum MHD_Result answer_job(struct http *h, struct MHD_Connection *conn,
         *con_cls = j;
         j->suspended = true;
         MHD_suspend_connection(conn);
-        static const struct timeval now = {0, 0};
-        evtimer_add(h->ev_work, &now);
+        arm_work(h);
         return MHD_YES;
 }
 
@@ -1147,13 +1165,6 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
         h->base = base;
         h->cfg = cfg;
         h->eng = eng;
-        /* The renders' sections grow to megabytes by doubling.  glibc
-         * raises its mmap threshold after the first large free, and a
-         * large buffer on the heap then grows by copying (and faulting in)
-         * all of it in one loop turn: 20 ms for 8 MB here.  A fixed
-         * threshold keeps large buffers mapped, and mremap grows them in
-         * place; their pages are faulted in as they are written. */
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof(ss));

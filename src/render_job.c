@@ -5,6 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each section's size at the last render of its kind: the next starts
+ * there, so a small answer (the usual one) costs one allocation a section
+ * instead of a chain of reallocs.  Capacity only: the bytes do not depend
+ * on it.  The loop's thread only. */
+#define HINT_SECTIONS 64
+static size_t hint[3][HINT_SECTIONS];
+
+static size_t first_cap(enum render_kind kind, size_t k)
+{
+        size_t h = k < HINT_SECTIONS ? hint[kind][k] : 0;
+        if (h == 0)
+                return 256;
+        h += h / 8 + 64; /* room for a little more */
+        return h < RENDER_CHUNK + 65536 ? h : RENDER_CHUNK + 65536;
+}
+
 struct render_job *render_job_new(enum render_kind kind, const struct render_ctx *c, size_t n)
 {
         struct render_job *j = calloc(1, sizeof(*j));
@@ -21,9 +37,9 @@ struct render_job *render_job_new(enum render_kind kind, const struct render_ctx
         j->seen = calloc(j->seen_cap, sizeof(*j->seen));
         if (j->sec == NULL || j->chunks == NULL || j->seen == NULL)
                 abort();
-        /* small at first: a chunk grows by doubling up to RENDER_CHUNK */
+        /* a chunk grows by doubling up to RENDER_CHUNK */
         for (size_t k = 0; k < j->nsec; k++)
-                strbuf_init(&j->sec[k], 256);
+                strbuf_init(&j->sec[k], first_cap(kind, k));
         return j;
 }
 
@@ -118,6 +134,8 @@ static void take_chunks(struct render_job *j, struct render_answer *a)
         if (a->bufs == NULL || a->first == NULL)
                 abort();
         for (size_t k = 0; k < j->nsec; k++) {
+                if (k < HINT_SECTIONS)
+                        hint[j->kind][k] = j->chunks[k].n > 0 ? RENDER_CHUNK : j->sec[k].len;
                 a->first[k] = a->nbufs;
                 for (size_t i = 0; i < j->chunks[k].n; i++)
                         a->bufs[a->nbufs++] = j->chunks[k].b[i];
