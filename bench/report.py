@@ -342,7 +342,7 @@ def render(r, baseline=None):
           f'during the window (a busy loop answers late). Then, for '
           f'{s.get("render_seconds", "the same")} s, a client fetches /status, '
           f'/status?format=html, /metrics gzip\'d and /metrics plain in turn on one connection: '
-          f'a render of 1,000 targets works a 2 ms budget per loop turn, and the daemon logs '
+          f'a big render works a 1.5 ms budget per loop turn, and the daemon logs '
           f'(debug) how many turns each took and the longest.')
         w('')
         sizes = s['sizes']

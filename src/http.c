@@ -552,7 +552,7 @@ static enum MHD_Result answer_events(struct http *h, struct MHD_Connection *conn
 
 /* One turn's budget for renders: the loop's other work waits at most this
  * (plus one target's part or one gzip slice) behind a render. */
-#define RENDER_TURN_S 0.002
+#define RENDER_TURN_S 0.0015
 /* Input compressed between looks at the clock: ~0.1 ms at level 1. */
 #define GZIP_SLICE 65536
 /* Up to this size an answer is joined into one buffer, as before (and the
