@@ -95,6 +95,10 @@ def goals(r):
          sc('cpu_pct'), lambda v: v < 10, ' %', 2),
         ('1,000 Redis targets at 1 s: loop lag p99', '< 5 ms',
          sc('lag_p99_ms'), lambda v: v < 5, ' ms', 2),
+        ('1,000 targets: the loop held by a /status or /metrics render, longest turn (CPU)',
+         '<= 5 ms', sc('render_turn_cpu_max_ms'), lambda v: v <= 5, ' ms', 2),
+        ('1,000 targets: the same on the wall clock (preemption included)',
+         '<= 5 ms', sc('render_turn_max_ms'), lambda v: v <= 5, ' ms', 2),
         ('RSS growth after 10 s of wrk, worst endpoint', '< 0.5 MiB (512 KiB)',
          growth, lambda v: v < 512, ' KiB', 0),
         ('Idle CPU, five targets at 1 s, beside the crowd', '< 0.05 % of one core',
@@ -335,7 +339,11 @@ def render(r, baseline=None):
         w(f'{s.get("runs", 1)} x {s["seconds"]} s per size after start-up. Loop lag from the '
           f'daemon\'s hdms_healthd_loop_lag_seconds histogram (p99 interpolated inside its '
           f'bucket, as Prometheus does); "/readyz probe" is a GET every 20 ms from outside '
-          f'during the window (a busy loop answers late).')
+          f'during the window (a busy loop answers late). Then, for '
+          f'{s.get("render_seconds", "the same")} s, a client fetches /status, '
+          f'/status?format=html, /metrics gzip\'d and /metrics plain in turn on one connection: '
+          f'a big render works a 1.5 ms budget per loop turn, and the daemon logs '
+          f'(debug) how many turns each took and the longest.')
         w('')
         sizes = s['sizes']
         cols = list(sizes)
@@ -356,6 +364,25 @@ def render(r, baseline=None):
             ('one /metrics request (loop busy rendering)', 'metrics_request_ms', 1, ' ms'),
             ('/metrics size', 'metrics_bytes', 0, ' B'),
             ('one /status request', 'status_request_ms', 1, ' ms'),
+            ('**while a client fetches the big answers back to back:**', None, 0, ''),
+            ('renders that took several loop turns', 'render_multi_turn', 0, ''),
+            ('their loop turns, median', 'render_turns_median', 0, ''),
+            ('longest loop turn of a render (the daemon\'s own account), wall clock',
+             'render_turn_max_ms', 2, ' ms'),
+            ('the same, p99 of the renders', 'render_turn_p99_ms', 2, ' ms'),
+            ('longest loop turn of a render, on the loop thread\'s CPU clock',
+             'render_turn_cpu_max_ms', 2, ' ms'),
+            ('the same, p99 of the renders', 'render_turn_cpu_p99_ms', 2, ' ms'),
+            ('loop lag samples > 5 ms', 'render_lag_over_5ms', 0, ''),
+            ('loop lag samples > 5 ms in the quiet window above (twice as long)',
+             'lag_over_5ms', 0, ''),
+            ('largest loop lag (upper bound of its bucket)', 'render_lag_max_bucket_ms', 0,
+             ' ms'),
+            ('/readyz probe max', 'render_probe_readyz_max_ms', 2, ' ms'),
+            ('/status (JSON), median request', 'render_status_json_ms', 1, ' ms'),
+            ('/status?format=html, median request', 'render_status_html_ms', 1, ' ms'),
+            ('/metrics gzip\'d, median request', 'render_metrics_gzip_ms', 1, ' ms'),
+            ('/metrics plain, median request', 'render_metrics_plain_ms', 1, ' ms'),
             ('Redis server CPU', 'redis_cpu_pct', 2, ' %'),
             ('RSS', 'rss_kib', 0, ' KiB'),
             ('of which anonymous', 'anon_kib', 0, ' KiB'),
@@ -363,6 +390,9 @@ def render(r, baseline=None):
             ('machine busy (all CPUs)', 'machine_busy_pct', 0, ' %'),
         ]
         for label, key, digits, unit in rows:
+            if key is None:
+                w(f'| {label} |' + ' |' * len(cols))
+                continue
             w(f'| {label} | ' + ' | '.join(ms(sizes[n].get(key), digits, unit) for n in cols) + ' |')
         w('')
 

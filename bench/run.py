@@ -69,6 +69,7 @@ GOALS = {
     'first_pass_slack_ms': 20,   # first pass within retry_interval + 20 ms of accepting
     'scale_cpu_pct': 10.0,       # 1,000 targets at 1 s, % of one core
     'scale_lag_p99_ms': 5.0,
+    'scale_render_turn_ms': 5.0,  # the loop held by one render turn, 1,000 targets
     'rss_growth_kib': 512,       # after 10 s of wrk on each endpoint
     'crowd_cpu_pct': 0.05,       # five default targets at 1 s beside a production-shaped crowd
     'crowd_per_check_ratio': 1.10,  # CPU per check, crowded / empty
@@ -179,13 +180,13 @@ class Http:
     def __init__(self, port, timeout=3.0):
         self.port, self.timeout, self.conn = port, timeout, None
 
-    def get(self, path):
+    def get(self, path, headers=None):
         for attempt in (0, 1):
             try:
                 if self.conn is None:
                     self.conn = http.client.HTTPConnection('127.0.0.1', self.port,
                                                            timeout=self.timeout)
-                self.conn.request('GET', path)
+                self.conn.request('GET', path, headers=headers or {})
                 r = self.conn.getresponse()
                 body = r.read()
                 if (r.getheader('Connection') or '').lower() == 'close':
@@ -264,6 +265,23 @@ def share_at_most(buckets, bound):
     les = sorted(buckets)
     total = buckets[les[-1]] if les else 0
     return buckets.get(bound, 0) / total if total else None
+
+
+def count_over(buckets, bound):
+    """Samples above `bound` (one of the histogram's bounds)."""
+    les = sorted(buckets)
+    total = buckets[les[-1]] if les else 0
+    return total - buckets.get(bound, 0)
+
+
+def max_bucket(buckets):
+    """Upper bound of the bucket holding the largest sample (None: empty)."""
+    les = sorted(buckets)
+    total = buckets[les[-1]] if les else 0
+    for le in les:
+        if total and buckets[le] >= total:
+            return le
+    return None
 
 
 # ----- the daemon
@@ -1061,7 +1079,7 @@ class Bench:
         runs = self.n(3, 1, 1)
         secs = self.n(20, 10, 2)
         out = {'interval_ms': INTERVAL_MS, 'timeout_ms': TIMEOUT_MS, 'seconds': secs,
-               'runs': runs, 'sizes': {}}
+               'runs': runs, 'render_seconds': self.n(10, 5, 1), 'sizes': {}}
         for n in sizes:
             log(f'scale: {n} Redis targets at 1 s, {runs} x {secs} s')
             rs = [self._scale_run(n, secs, r) for r in range(runs)]
@@ -1074,17 +1092,32 @@ class Bench:
             agg['probe_readyz_max_ms'] = summary([x['probe_readyz_ms']['max'] for x in rs
                                                   if x['probe_readyz_ms']])
             agg['machine_busy_pct'] = summary([x['machine']['machine_busy_pct'] for x in rs])
+            agg['render_probe_readyz_max_ms'] = summary(
+                [x['render_probe_readyz_ms']['max'] for x in rs if x['render_probe_readyz_ms']])
             agg['raw'] = rs
             out['sizes'][str(n)] = agg
             log(f'scale {n}: CPU {agg["cpu_pct"]["median"]:.2f}% of a core, lag p99 '
                 f'{agg["lag_p99_ms"]["median"]:.2f} ms, {agg["failures"]["max"]:.0f} checks over '
                 f'their deadline (max of runs), {agg["checks_per_s"]["median"]:.0f} checks/s')
+            g = lambda k, w='median': (agg.get(k) or {}).get(w)  # noqa: E731
+            log(f'scale {n} rendering: {g("render_multi_turn")} renders over '
+                f'{g("render_turns_median")} turns (median), longest turn '
+                f'{g("render_turn_max_ms", "max")} ms ({g("render_turn_cpu_max_ms", "max")} ms '
+                f'on the CPU); '
+                f'lag samples > 5 ms {g("render_lag_over_5ms", "max")} '
+                f'(quiet window: {g("lag_over_5ms", "max")}), largest lag in the '
+                f'{g("render_lag_max_bucket_ms", "max")} ms bucket, /readyz max '
+                f'{g("render_probe_readyz_max_ms", "max")} ms; /status '
+                f'{g("render_status_json_ms")} ms, html {g("render_status_html_ms")} ms, '
+                f'/metrics gzip {g("render_metrics_gzip_ms")} ms, plain '
+                f'{g("render_metrics_plain_ms")} ms')
         self.results['scale'] = out
 
     def _scale_run(self, n, secs, r):
         conf = (f'[daemon]\ninterval = {INTERVAL_MS}ms\ntimeout = {TIMEOUT_MS}ms\n\n'
                 + ''.join(target_conf(self.stack, 'redis', f'r{i:04d}') for i in range(n)))
         d = Daemon(self, f'scale-{n}-{r}', config=conf, default_env=False)
+        d.argv += ['--log-level', 'debug']  # a render over several turns says how long each was
         nofile_before = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         d.start(nofile=n + 256)
         ready = d.wait_ready(timeout=120)
@@ -1152,8 +1185,89 @@ class Bench:
             'nofile_soft_inherited': nofile_before,
             'machine': load.result(),
         }
+        res['lag_over_5ms'] = count_over(lag, 0.005)
+        res['lag_max_bucket_ms'] = None if max_bucket(lag) is None else max_bucket(lag) * 1e3
+        res.update(self._render_window(d, self.n(10, 5, 1)))  # as render_seconds
         d.stop()
         return res
+
+    RENDER_PATHS = (('/status', None), ('/status?format=html', None),
+                    ('/metrics', {'Accept-Encoding': 'gzip'}), ('/metrics', None))
+
+    def _render_window(self, d, secs):
+        """The loop while a client asks for the big answers back to back
+        (issue 13, item 5): /status (JSON), /status?format=html, /metrics
+        gzip'd (as Prometheus asks) and /metrics plain, in turn, for `secs`.
+        The loop's lag histogram over the window says how long a render held
+        it; /readyz every 20 ms sees the same from outside."""
+        m0 = d.metrics()
+        log_path = os.path.join(d.dir, 'stderr.log')
+        log_from = os.path.getsize(log_path)
+        lat = {i: [] for i in range(len(self.RENDER_PATHS))}
+        halt = threading.Event()
+
+        def client():
+            h = Http(d.port, timeout=30)
+            try:
+                while not halt.is_set():
+                    for i, (path, headers) in enumerate(self.RENDER_PATHS):
+                        t0 = time.monotonic()
+                        try:
+                            h.get(path, headers)
+                        except OSError:
+                            continue
+                        lat[i].append((time.monotonic() - t0) * 1e3)
+            finally:
+                h.close()
+
+        probe = LatencyProbe(d.port, '/readyz', 0.02)
+        th = threading.Thread(target=client, daemon=True)
+        load = MachineLoad()
+        probe.start()
+        th.start()
+        time.sleep(secs)
+        halt.set()
+        th.join(60)
+        probe.stop()
+        m1 = d.metrics()
+        lag = histogram_delta(histogram_buckets(m1, 'hdms_healthd_loop_lag_seconds'),
+                              histogram_buckets(m0, 'hdms_healthd_loop_lag_seconds'))
+        p99, _ = histogram_quantile(0.99, lag)
+        top = max_bucket(lag)
+        # the daemon's own account of each render that took several turns
+        # (its debug line; an older build renders in one turn and says nothing)
+        turns, longest, longest_cpu = [], [], []
+        with open(log_path, 'rb') as f:
+            f.seek(log_from)
+            for line in f.read().decode(errors='replace').splitlines():
+                m = re.search(r'took (\d+) loop turns, the longest ([0-9.]+) ms '
+                              r'\(([0-9.]+) ms on the CPU\)', line)
+                if m:
+                    turns.append(int(m.group(1)))
+                    longest.append(float(m.group(2)))
+                    longest_cpu.append(float(m.group(3)))
+
+        def p99_of(xs):
+            return sorted(xs)[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else None
+        out = {'render_seconds': secs,
+               'render_lag_samples': max(lag.values()) if lag else 0,
+               'render_lag_p99_ms': None if p99 is None else p99 * 1e3,
+               'render_lag_over_5ms': count_over(lag, 0.005),
+               'render_lag_max_bucket_ms': None if top is None else top * 1e3,
+               'render_probe_readyz_ms': probe.result(),
+               'render_machine_busy_pct': load.result()['machine_busy_pct'],
+               'render_multi_turn': len(turns),
+               'render_turns_median': statistics.median(turns) if turns else None,
+               'render_turn_max_ms': max(longest) if longest else None,
+               'render_turn_p99_ms': p99_of(longest),
+               'render_turn_cpu_max_ms': max(longest_cpu) if longest_cpu else None,
+               'render_turn_cpu_p99_ms': p99_of(longest_cpu)}
+        for i, key in enumerate(('status_json', 'status_html', 'metrics_gzip', 'metrics_plain')):
+            xs = sorted(lat[i])
+            out[f'render_{key}_n'] = len(xs)
+            out[f'render_{key}_ms'] = xs[len(xs) // 2] if xs else None
+            out[f'render_{key}_max_ms'] = xs[-1] if xs else None
+        return out
 
     # --- 6. logins
 

@@ -9,7 +9,19 @@
 /* A malloc'd gzip member holding in[0..len); *outlen its size.  NULL when
  * zlib fails (out of memory).  Not thread-safe: the loop's thread only. */
 unsigned char *gzip_compress(const void *in, size_t len, size_t *outlen);
-/* Frees the compressor that gzip_compress() keeps between calls (at exit). */
+
+/* The same gzip member made in pieces: gzip_stream_new() for `len` bytes
+ * of input in all, then gzip_stream_feed() with consecutive slices (`last`
+ * on the final one, which may be empty), then gzip_stream_take() for the
+ * member (malloc'd; frees the stream).  Feed returns false when zlib fails;
+ * free the stream then.  NULL from new: out of memory. */
+struct gzip_stream;
+struct gzip_stream *gzip_stream_new(size_t len);
+bool gzip_stream_feed(struct gzip_stream *z, const void *in, size_t len, bool last);
+unsigned char *gzip_stream_take(struct gzip_stream *z, size_t *outlen);
+void gzip_stream_free(struct gzip_stream *z);
+
+/* Frees the compressor state kept between streams (at exit). */
 void gzip_free_state(void);
 
 /* True when an Accept-Encoding header value accepts gzip: "gzip" or

@@ -54,6 +54,47 @@ char *render_metrics(const struct target_view *v, size_t n, const struct render_
 /* The HTML dashboard: one self-contained page, every string escaped. */
 char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c);
 
+/* A render in pieces (issue 13): the /status and /metrics of a thousand
+ * targets take tens of milliseconds, too long to hold the loop, so the HTTP
+ * front adds a few targets per loop turn and joins the parts at the end.
+ * Each target's part is made from its view as it is added, so a target's
+ * own figures agree with each other, and the aggregate status is that of
+ * the rows shown.  The bytes are the one-shot renderers' (they are this,
+ * in one go). */
+enum render_kind { RENDER_STATUS_JSON, RENDER_STATUS_HTML, RENDER_METRICS };
+struct render_job;
+/* `c` is copied; what it points to (nonce, record, journal, loop_lag) must
+ * live until the job is finished or freed.  `n`: the targets to come (a
+ * hint for the allocation). */
+struct render_job *render_job_new(enum render_kind kind, const struct render_ctx *c, size_t n);
+/* The next target's part, from its view (valid for this call only). */
+void render_job_add(struct render_job *j, const struct target_view *v);
+/* Targets added so far. */
+size_t render_job_count(const struct render_job *j);
+/* The whole answer (malloc'd, NULL when the render failed) and its
+ * aggregate status; frees the job. */
+char *render_job_finish(struct render_job *j, enum status *st);
+/* Frees an unfinished job. */
+void render_job_free(struct render_job *j);
+
+/* The answer as pieces, for a large one: read in slices, never copied
+ * whole (render_job.h).  NULL when the render failed; frees the job. */
+struct render_answer;
+struct render_answer *render_job_answer(struct render_job *j, enum status *st);
+size_t render_answer_size(const struct render_answer *a);
+/* Up to `max` bytes of the answer from offset `pos`; how many. */
+size_t render_answer_read(struct render_answer *a, size_t pos, char *buf, size_t max);
+/* Piece i of the answer (false past the last): consecutive pieces are the
+ * answer in order. */
+bool render_answer_piece(const struct render_answer *a, size_t i, const char **s, size_t *len);
+/* The answer in one malloc'd string. */
+char *render_answer_join(struct render_answer *a);
+void render_answer_free(struct render_answer *a);
+/* Frees one of its buffers (a megabyte at most), or the rest of it when
+ * none is left: true when it is gone.  Unmapping 9 MB at once takes 2-5 ms;
+ * this lets the loop do it a piece per turn. */
+bool render_answer_free_some(struct render_answer *a);
+
 /* Seconds after which a target's last result is stale for /livez (SPEC 5):
  * max(3 x interval, interval + timeout + retry_interval). */
 double render_stale_after(const struct target_view *v);

@@ -46,6 +46,12 @@ struct http {
         struct notifier_view *notif_views; /* room for nnotif_views */
         size_t nnotif_views;
         bool tls;
+        struct job *jobs; /* renders in pieces, oldest first (see on_work) */
+        struct job **jobs_tail;
+        struct event *ev_work;
+        /* answers sent or gzip'd, freed a buffer per step by on_work() */
+        struct render_answer **grave;
+        size_t ngrave, grave_cap;
 };
 
 /* ---- HTTPS: the certificate pair ---- */
@@ -335,11 +341,11 @@ static void cache_set(struct cached *c, char *body, enum status st, uint64_t gen
 
 /* ---- responses ---- */
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, const char *type,
-                                 const char *body, size_t len)
+/* Queues `r` (NULL: out of memory) with the headers of every answer but
+ * the dashboard and /metrics, and lets it go. */
+static enum MHD_Result queue_body(struct MHD_Connection *conn, unsigned code, const char *type,
+                                  struct MHD_Response *r)
 {
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
         if (r == NULL)
                 return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -357,22 +363,28 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, con
         return ret;
 }
 
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned code, const char *type,
+                                 const char *body, size_t len)
+{
+        return queue_body(
+            conn, code, type,
+            MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY));
+}
+
 /* The dashboard: its CSP allows its own style and script (by the nonce of
  * this response), fetches from this origin (its in-place updates), and
  * nothing else. */
-static enum MHD_Result send_html(struct MHD_Connection *conn, unsigned code, const char *body,
-                                 const char *nonce)
+static enum MHD_Result queue_html(struct MHD_Connection *conn, unsigned code,
+                                  struct MHD_Response *r, const char *nonce)
 {
+        if (r == NULL)
+                return MHD_NO;
         char csp[300];
         snprintf(csp, sizeof(csp),
                  "default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; "
                  "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
                  "frame-ancestors 'none'",
                  nonce, nonce);
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-            strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
-        if (r == NULL)
-                return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -384,27 +396,14 @@ static enum MHD_Result send_html(struct MHD_Connection *conn, unsigned code, con
 
 /* /metrics, gzip'd when the scraper accepts it (Prometheus always does:
  * client_golang's way), identity otherwise; Vary either way, so no cache
- * hands one to the other.  Takes `body`. */
-static enum MHD_Result send_metrics(struct MHD_Connection *conn, char *body)
+ * hands one to the other. */
+static enum MHD_Result queue_metrics(struct MHD_Connection *conn, struct MHD_Response *r, bool gzip)
 {
-        size_t len = strlen(body), zlen = 0;
-        const char *ae =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-        unsigned char *z = ae != NULL && gzip_accepted(ae) ? gzip_compress(body, len, &zlen) : NULL;
-        struct MHD_Response *r;
-        if (z != NULL) {
-                free(body);
-                r = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
-        } else {
-                r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-        }
-        if (r == NULL) {
-                free(z != NULL ? (void *)z : (void *)body);
+        if (r == NULL)
                 return MHD_NO;
-        }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 "text/plain; version=0.0.4; charset=utf-8");
-        if (z != NULL)
+        if (gzip)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -546,6 +545,437 @@ static enum MHD_Result answer_events(struct http *h, struct MHD_Connection *conn
         return r;
 }
 
+/* ---- renders in pieces ----
+ *
+ * /status (JSON and HTML) and /metrics of a thousand targets took 25-50 ms
+ * to build in one go, a spike of that much for every check due meanwhile
+ * (issue 13).  A big answer is a job: the handler starts it and works on it
+ * for one turn's budget; if it is not done, the connection is suspended
+ * and on_work() goes on a turn's budget at a time, the loop running
+ * everything else between turns, and resumes the connection when the
+ * answer is ready (MHD then calls the handler again, which answers).  Each
+ * target is rendered from its view as it is reached (render.h), so its own
+ * figures agree.  A large answer is not copied into one buffer: MHD reads
+ * it from the renderer's sections a block at a time as the socket takes it
+ * (fresh memory costs a page fault per 4 KiB, ~25 ms for 9 MB on this kind
+ * of machine), and gzip reads the sections in slices.  Content-Length,
+ * HEAD and gzip stay as they were.
+ *
+ * Caching each target's text until its next result was the other way in:
+ * at 1 s intervals nearly every target has a new result between two
+ * scrapes, and some figures move with the clock alone (result age, the
+ * 24 h availability), so the cache would seldom hold. */
+
+/* One turn's budget for renders: the loop's other work waits at most this
+ * (plus one target's part or one gzip slice) behind a render. */
+#define RENDER_TURN_S 0.0015
+/* Input compressed between looks at the clock: ~0.1 ms at level 1. */
+#define GZIP_SLICE 65536
+/* Up to this size an answer is joined into one buffer, as before (and the
+ * /status JSON cached); above, MHD reads it in blocks of ANSWER_BLOCK. */
+#define SMALL_ANSWER (256 * 1024)
+#define ANSWER_BLOCK (64 * 1024)
+
+struct job {
+        struct job *next;
+        struct http *h;
+        struct MHD_Connection *conn;
+        enum render_kind kind;
+        bool gzip;          /* /metrics: the client accepts gzip */
+        bool suspended;     /* the connection waits for on_work() */
+        bool done;          /* the answer (or the failure) is ready */
+        unsigned turns;     /* loop turns it took */
+        double longest;     /* seconds, the longest of them */
+        double longest_cpu; /* seconds on the CPU, the most any of them took */
+        struct render_job *rj;
+        size_t ntargets;
+        uint64_t gen; /* the engine's generation at the start: the status cache */
+        enum status st;
+        /* the answer: a large one as pieces, a small one joined (both NULL
+         * when the render failed), or gzip'd */
+        struct render_answer *ans;
+        char *body;
+        size_t len;
+        struct gzip_stream *gz;
+        size_t gz_piece, gz_off; /* where the compression is in ans */
+        unsigned char *z;
+        size_t zlen;
+        char nonce[25];
+        struct record_stats rec;
+        /* the notifiers as the render began: a render spans loop turns, and
+         * the http's own views are rewritten by every other request */
+        struct notifier_view *notif;
+};
+
+/* What *con_cls points to between the two calls of a GET (see answer()),
+ * where it is not a job. */
+static int seen;
+
+static void job_start(struct job *j)
+{
+        struct http *h = j->h;
+        struct render_ctx rc;
+        render_ctx(h, &rc);
+        j->rec = h->rec_stats;
+        rc.record = h->rec != NULL ? &j->rec : NULL;
+        free(j->notif); /* a reload starts the render again */
+        j->notif = NULL;
+        if (rc.nnotifiers > 0) {
+                j->notif = malloc(rc.nnotifiers * sizeof(*j->notif));
+                if (j->notif == NULL)
+                        abort();
+                memcpy(j->notif, rc.notifiers, rc.nnotifiers * sizeof(*j->notif));
+                rc.notifiers = j->notif;
+        }
+        if (j->kind == RENDER_STATUS_HTML)
+                rc.nonce = j->nonce;
+        if (j->kind == RENDER_STATUS_JSON)
+                rc.detail = true;
+        j->gen = engine_generation(h->eng) + notify_hub_generation(h->hub);
+        j->ntargets = engine_count(h->eng);
+        j->rj = render_job_new(j->kind, &rc, j->ntargets);
+}
+
+static struct job *job_new(struct http *h, struct MHD_Connection *conn, enum render_kind kind)
+{
+        struct job *j = calloc(1, sizeof(*j));
+        if (j == NULL)
+                abort();
+        j->h = h;
+        j->conn = conn;
+        j->kind = kind;
+        if (kind == RENDER_METRICS) {
+                const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_ACCEPT_ENCODING);
+                j->gzip = ae != NULL && gzip_accepted(ae);
+        }
+        if (kind == RENDER_STATUS_HTML)
+                make_nonce(j->nonce);
+        job_start(j);
+        return j;
+}
+
+static void job_unlink(struct job *j)
+{
+        struct http *h = j->h;
+        for (struct job **p = &h->jobs; *p != NULL; p = &(*p)->next) {
+                if (*p == j) {
+                        *p = j->next;
+                        if (h->jobs_tail == &j->next)
+                                h->jobs_tail = p;
+                        break;
+                }
+        }
+        j->next = NULL;
+}
+
+/* on_work() on the next loop turn.  Not when it is pending or active
+ * already: libevent takes an active timer off the active list when it is
+ * added again, and requests served every turn would then put it off for
+ * ever (seen: 1,500 answers waiting to be freed under wrk). */
+static void arm_work(struct http *h)
+{
+        static const struct timeval now = {0, 0};
+        if (!evtimer_pending(h->ev_work, NULL))
+                evtimer_add(h->ev_work, &now);
+}
+
+/* Hands a large answer to on_work(), which frees it a buffer per step:
+ * 9 MB unmapped at once held the loop 2-5 ms. */
+static void bury(struct http *h, struct render_answer *a)
+{
+        if (a == NULL)
+                return;
+        if (render_answer_size(a) <= SMALL_ANSWER) {
+                render_answer_free(a);
+                return;
+        }
+        if (h->ngrave == h->grave_cap) {
+                h->grave_cap = h->grave_cap ? 2 * h->grave_cap : 8;
+                struct render_answer **g = realloc(h->grave, h->grave_cap * sizeof(*g));
+                if (g == NULL)
+                        abort();
+                h->grave = g;
+        }
+        h->grave[h->ngrave++] = a;
+        arm_work(h);
+}
+
+/* Frees buried answers until `deadline`; at least one step. */
+static void dig(struct http *h, double deadline)
+{
+        while (h->ngrave > 0) {
+                if (render_answer_free_some(h->grave[0])) {
+                        h->ngrave--;
+                        memmove(h->grave, h->grave + 1, h->ngrave * sizeof(*h->grave));
+                }
+                if (mono_now() >= deadline)
+                        break;
+        }
+}
+
+static void job_free(struct job *j)
+{
+        if (j == NULL)
+                return;
+        job_unlink(j);
+        render_job_free(j->rj);
+        bury(j->h, j->ans);
+        gzip_stream_free(j->gz);
+        free(j->body);
+        free(j->z);
+        free(j->notif);
+        free(j);
+}
+
+/* One slice of the compression; true when it is over (done or failed:
+ * then identity will do). */
+static bool gzip_slice(struct job *j)
+{
+        const char *s = NULL;
+        size_t len = 0;
+        bool last = !render_answer_piece(j->ans, j->gz_piece, &s, &len);
+        size_t n = last ? 0 : len - j->gz_off < GZIP_SLICE ? len - j->gz_off : GZIP_SLICE;
+        if (!gzip_stream_feed(j->gz, last ? NULL : s + j->gz_off, n, last)) {
+                gzip_stream_free(j->gz);
+                j->gz = NULL;
+                j->gzip = false;
+                return true;
+        }
+        if (last) {
+                j->z = gzip_stream_take(j->gz, &j->zlen);
+                j->gz = NULL;
+                return true;
+        }
+        j->gz_off += n;
+        if (j->gz_off == len) {
+                j->gz_piece++;
+                j->gz_off = 0;
+        }
+        return false;
+}
+
+/* job_run()'s work, without the bookkeeping. */
+static bool job_step(struct job *j, double deadline)
+{
+        struct http *h = j->h;
+        /* (never past the engine's list, should it shrink unannounced) */
+        while (j->rj != NULL && render_job_count(j->rj) < j->ntargets &&
+               render_job_count(j->rj) < engine_count(h->eng)) {
+                struct target_view v;
+                engine_view(h->eng, render_job_count(j->rj), &v);
+                render_job_add(j->rj, &v);
+                if (mono_now() >= deadline)
+                        return false;
+        }
+        if (j->rj != NULL) {
+                j->ans = render_job_answer(j->rj, &j->st);
+                j->rj = NULL;
+                if (j->ans == NULL)
+                        return true;
+                j->len = render_answer_size(j->ans);
+                if (j->len <= SMALL_ANSWER) {
+                        /* small: one buffer, gzip'd in one go, as before */
+                        j->body = render_answer_join(j->ans);
+                        render_answer_free(j->ans);
+                        j->ans = NULL;
+                        if (j->gzip && (j->z = gzip_compress(j->body, j->len, &j->zlen)) != NULL) {
+                                free(j->body);
+                                j->body = NULL;
+                        }
+                        return true;
+                }
+                if (j->gzip && (j->gz = gzip_stream_new(j->len)) == NULL)
+                        j->gzip = false; /* out of memory: identity will do */
+                if (mono_now() >= deadline)
+                        return j->gz == NULL;
+        }
+        while (j->gz != NULL) {
+                bool over = gzip_slice(j);
+                if (mono_now() >= deadline)
+                        return false;
+                if (over)
+                        break;
+        }
+        if (j->z != NULL && j->ans != NULL) {
+                bury(h, j->ans); /* gzip'd: the sections are done with */
+                j->ans = NULL;
+        }
+        return true;
+}
+
+/* Works on a job until it is done (true) or `deadline` (monotonic) passed
+ * (false); at least one step each call, so every job moves on. */
+static double cpu_now(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool job_run(struct job *j, double deadline)
+{
+        double t0 = mono_now(), c0 = cpu_now();
+        bool done = job_step(j, deadline);
+        double took = mono_now() - t0, cpu = cpu_now() - c0;
+        j->turns++;
+        if (took > j->longest)
+                j->longest = took;
+        if (cpu > j->longest_cpu)
+                j->longest_cpu = cpu;
+        return done;
+}
+
+/* A large answer as MHD sends it. */
+struct sent {
+        struct http *h;
+        struct render_answer *a;
+};
+
+static ssize_t read_answer(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct sent *s = cls;
+        size_t n = render_answer_read(s->a, (size_t)pos, buf, max);
+        return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void free_answer(void *cls)
+{
+        struct sent *s = cls;
+        bury(s->h, s->a);
+        free(s);
+}
+
+/* The response of a finished job, taking what it holds: a buffer, or the
+ * pieces read by MHD as it sends. */
+static struct MHD_Response *job_response(struct job *j)
+{
+        struct MHD_Response *r = NULL;
+        if (j->z != NULL) {
+                r = MHD_create_response_from_buffer(j->zlen, j->z, MHD_RESPMEM_MUST_FREE);
+                if (r != NULL)
+                        j->z = NULL;
+        } else if (j->body != NULL) {
+                r = MHD_create_response_from_buffer(j->len, j->body, MHD_RESPMEM_MUST_FREE);
+                if (r != NULL)
+                        j->body = NULL;
+        } else if (j->ans != NULL) {
+                struct sent *sent = malloc(sizeof(*sent));
+                if (sent == NULL)
+                        abort();
+                *sent = (struct sent){j->h, j->ans};
+                r = MHD_create_response_from_callback(j->len, ANSWER_BLOCK, read_answer, sent,
+                                                      free_answer);
+                if (r != NULL)
+                        j->ans = NULL;
+                else
+                        free(sent);
+        }
+        return r;
+}
+
+/* The answer of a finished job.  The job is freed by the caller. */
+static enum MHD_Result job_answer(struct job *j)
+{
+        struct http *h = j->h;
+        struct MHD_Connection *conn = j->conn;
+        if (j->body == NULL && j->ans == NULL && j->z == NULL)
+                return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+        static const char *const what[] = {[RENDER_STATUS_JSON] = "/status",
+                                           [RENDER_STATUS_HTML] = "the dashboard",
+                                           [RENDER_METRICS] = "/metrics"};
+        if (j->turns > 1)
+                log_msg(LOG_DEBUG, NULL,
+                        "http: %s of %zu targets (%zu bytes, %zu gzip'd) took %u loop turns, "
+                        "the longest %.2f ms (%.2f ms on the CPU)",
+                        what[j->kind], j->ntargets, j->len, j->z != NULL ? j->zlen : 0, j->turns,
+                        j->longest * 1e3, j->longest_cpu * 1e3);
+        switch (j->kind) {
+        case RENDER_METRICS: {
+                bool gzip = j->z != NULL;
+                return queue_metrics(conn, job_response(j), gzip);
+        }
+        case RENDER_STATUS_HTML:
+                return queue_html(conn, code_of(j->st), job_response(j), j->nonce);
+        case RENDER_STATUS_JSON:
+                if (j->body != NULL) { /* small: kept for the requests of this generation */
+                        cache_set(&h->status, j->body, j->st, j->gen);
+                        j->body = NULL;
+                        return send_body(conn, code_of(h->status.st), "application/health+json",
+                                         h->status.body, h->status.len);
+                }
+                return queue_body(conn, code_of(j->st), "application/health+json", job_response(j));
+        }
+        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+}
+
+/* A loop turn's work on the jobs, oldest first; a finished job's connection
+ * is resumed and MHD run on the next turn. */
+static void on_work(evutil_socket_t fd, short what, void *arg)
+{
+        struct http *h = arg;
+        (void)fd;
+        (void)what;
+        double deadline = mono_now() + RENDER_TURN_S;
+        bool resumed = false;
+        if (h->ngrave > 0) /* a step even while jobs take every turn's budget */
+                dig(h, 0);
+        while (h->jobs != NULL) {
+                struct job *j = h->jobs;
+                if (!job_run(j, deadline))
+                        break;
+                job_unlink(j);
+                j->done = true;
+                j->suspended = false;
+                MHD_resume_connection(j->conn);
+                resumed = true;
+                if (mono_now() >= deadline)
+                        break;
+        }
+        if (h->jobs == NULL && mono_now() < deadline)
+                dig(h, deadline);
+        static const struct timeval now = {0, 0};
+        if (resumed)
+                evtimer_add(h->ev_timer, &now);
+        if (h->jobs != NULL || h->ngrave > 0)
+                arm_work(h);
+}
+
+/* Starts a job for this request: answered at once when one turn's budget
+ * is enough (and no older job waits), else queued and the connection
+ * suspended until on_work() finishes it. */
+static enum MHD_Result answer_job(struct http *h, struct MHD_Connection *conn,
+                                  enum render_kind kind, void **con_cls)
+{
+        struct job *j = job_new(h, conn, kind);
+        if (h->jobs == NULL && job_run(j, mono_now() + RENDER_TURN_S)) {
+                enum MHD_Result r = job_answer(j);
+                job_free(j);
+                return r;
+        }
+        *h->jobs_tail = j;
+        h->jobs_tail = &j->next;
+        *con_cls = j;
+        j->suspended = true;
+        MHD_suspend_connection(conn);
+        arm_work(h);
+        return MHD_YES;
+}
+
+/* MHD is done with a request: a job still attached (the connection closed
+ * before its answer, or the daemon stops) goes with it. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        (void)cls;
+        (void)conn;
+        (void)toe;
+        if (con_cls != NULL && *con_cls != NULL && *con_cls != &seen) {
+                job_free(*con_cls);
+                *con_cls = NULL;
+        }
+}
+
 static bool keep_alive_wanted(struct MHD_Connection *conn, const char *version)
 {
         if (strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
@@ -560,8 +990,20 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                               size_t *upload_data_size, void **con_cls)
 {
         struct http *h = cls;
-        static int seen;
         (void)upload_data;
+        if (*con_cls != NULL && *con_cls != &seen) {
+                /* a job's connection, resumed: its answer is ready */
+                struct job *j = *con_cls;
+                if (!j->done) { /* not expected: MHD calls again only after a resume */
+                        j->suspended = true;
+                        MHD_suspend_connection(conn);
+                        return MHD_YES;
+                }
+                *con_cls = &seen;
+                enum MHD_Result r = job_answer(j);
+                job_free(j);
+                return r;
+        }
         /* GET and HEAD are answered on the second call: a response queued on
          * the first (headers only) makes MHD close the connection, so every
          * probe and scrape would need a new one.  A client that does not
@@ -620,25 +1062,10 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         case ROUTE_STATUS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
-                if (wants_html(conn)) {
-                        char nonce[25];
-                        make_nonce(nonce);
-                        rc.nonce = nonce;
-                        snapshot(h);
-                        body = render_html(h->views, h->nviews, &rc);
-                        enum MHD_Result r = send_html(
-                            conn, code_of(render_aggregate(h->views, h->nviews)), body, nonce);
-                        free(body);
-                        return r;
-                }
-                if (!h->status.valid || h->status.gen != gen) {
-                        snapshot(h);
-                        rc.detail = true;
-                        body = render_status_json(h->views, h->nviews, &rc, &st);
-                        cache_set(&h->status, body, st, gen);
-                }
-                if (!h->status.valid)
-                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
+                if (wants_html(conn))
+                        return answer_job(h, conn, RENDER_STATUS_HTML, con_cls);
+                if (!h->status.valid || h->status.gen != gen)
+                        return answer_job(h, conn, RENDER_STATUS_JSON, con_cls);
                 return send_body(conn, code_of(h->status.st), "application/health+json",
                                  h->status.body, h->status.len);
         case ROUTE_EVENTS:
@@ -648,11 +1075,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         case ROUTE_METRICS:
                 if (!authorized(h, conn))
                         return send_error(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized");
-                snapshot(h);
-                body = render_metrics(h->views, h->nviews, &rc);
-                if (body == NULL)
-                        return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed");
-                return send_metrics(conn, body);
+                return answer_job(h, conn, RENDER_METRICS, con_cls);
         }
         return send_error(conn, MHD_HTTP_NOT_FOUND, "not found");
 }
@@ -775,7 +1198,8 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
 
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof(ss));
-        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+        /* suspend/resume: big answers are rendered over several loop turns */
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
         struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
         if (inet_pton(AF_INET, cfg->listen_host, &s4->sin_addr) == 1) {
@@ -816,7 +1240,8 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
             (unsigned)cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
             (unsigned)cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)cfg->http_memory_limit, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1,
-            MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_END);
+            MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, NULL, MHD_OPTION_END);
         if (h->mhd == NULL) {
                 snprintf(err, errlen, "cannot listen on %s:%d (address in use or not permitted)",
                          cfg->listen_host, cfg->listen_port);
@@ -828,6 +1253,8 @@ struct http *http_new(struct event_base *base, const struct config *cfg, struct 
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         h->ev_epoll = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_mhd, h);
         h->ev_timer = evtimer_new(base, on_mhd, h);
+        h->ev_work = evtimer_new(base, on_work, h);
+        h->jobs_tail = &h->jobs;
         event_add(h->ev_epoll, NULL);
         rearm(h);
         return h;
@@ -837,6 +1264,15 @@ void http_update(struct http *h, const struct config *cfg)
 {
         h->cfg = cfg;
         h->status.valid = h->ready.valid = h->started.valid = false;
+        /* The targets changed under the renders in progress: start them
+         * again over the new list, with the new settings (one already
+         * joined is whole as it is). */
+        for (struct job *j = h->jobs; j != NULL; j = j->next) {
+                if (j->rj != NULL) {
+                        render_job_free(j->rj);
+                        job_start(j);
+                }
+        }
 }
 
 void http_set_record(struct http *h, struct record *r)
@@ -855,7 +1291,21 @@ void http_free(struct http *h)
                 return;
         event_free(h->ev_epoll);
         event_free(h->ev_timer);
+        /* MHD must not stop with a suspended connection: resume them, and
+         * its completion callback frees their jobs as it closes them. */
+        for (struct job *j = h->jobs; j != NULL; j = j->next) {
+                if (j->suspended) {
+                        j->suspended = false;
+                        MHD_resume_connection(j->conn);
+                }
+        }
         MHD_stop_daemon(h->mhd);
+        while (h->jobs != NULL)
+                job_free(h->jobs);
+        for (size_t i = 0; i < h->ngrave; i++)
+                render_answer_free(h->grave[i]);
+        free(h->grave);
+        event_free(h->ev_work);
         /* no session is left to point into a pair */
         http_tls_free(serving);
         serving = NULL;

@@ -17,6 +17,7 @@
 #include "render.h"
 #include "notify_hub.h"
 #include "clock.h"
+#include "render_job.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -637,52 +638,65 @@ static const char *script =
                                                         "setTimeout(tick," STR(
                                                             REFRESH_MS) ");})();";
 
-char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c)
+/* A target's rows. */
+void render_html_part(const struct render_ctx *c, struct strbuf *sec, const struct target_view *v)
 {
-        struct strbuf b;
-        strbuf_init(&b, 16384 + n * 12288);
-        enum status agg = render_aggregate(v, n);
+        row(&sec[0], v, c);
+}
+
+/* The page around the targets' rows; `agg` their aggregate status. */
+void render_html_join(const struct render_job *j, enum status agg, struct render_answer *a)
+{
+        const struct render_ctx *c = &j->c;
+        struct strbuf *b = &a->small;
         char when[CLOCK_TEXT_MAX];
         clock_format(c->now, CLOCK_HUMAN, when, sizeof(when));
         const char *nonce = c->nonce != NULL ? c->nonce : "";
 
-        strbuf_printf(&b,
+        strbuf_printf(b,
                       "<!DOCTYPE html><html lang=\"en\" data-refresh=\"%d\"><head>"
                       "<meta charset=\"utf-8\">"
                       "<noscript><meta http-equiv=\"refresh\" content=\"%d\"></noscript>"
                       "<meta name=\"viewport\" content=\"width=device-width\">"
                       "<title>hdms-healthd: %s</title><style nonce=\"",
                       REFRESH_S, REFRESH_S, status_name(agg));
-        esc(&b, nonce);
-        strbuf_printf(&b, "\">%s</style></head><body>", css);
-        strbuf_printf(&b,
+        esc(b, nonce);
+        strbuf_printf(b, "\">%s</style></head><body>", css);
+        strbuf_printf(b,
                       "<h1>hdms-healthd <span class=\"badge %s\" id=\"overall\">%s</span></h1>"
                       "<p class=\"muted\" id=\"meta\">version ",
                       status_name(agg), status_name(agg));
-        esc(&b, c->version);
-        strbuf_printf(&b, " &middot; <span id=\"generated\" data-t=\"%.0f\">%s</span> &middot; up ",
+        esc(b, c->version);
+        strbuf_printf(b, " &middot; <span id=\"generated\" data-t=\"%.0f\">%s</span> &middot; up ",
                       c->now * 1000.0, when);
-        duration(&b, c->uptime);
-        strbuf_printf(&b,
+        duration(b, c->uptime);
+        strbuf_printf(b,
                       " &middot; updates every %d s &middot; <a href=\"/status?format=json\">"
                       "JSON</a> &middot; <a href=\"/events\">events</a> &middot; "
                       "<a href=\"/metrics\">metrics</a> <span id=\"note\"></span></p>",
                       REFRESH_S);
-        strbuf_puts(&b, "<table><thead><tr><th>target</th><th>status</th><th>reason</th>"
-                        "<th>latency</th><th>startup</th><th>reconnects</th>"
-                        "<th>availability 24 h</th><th>check latency</th></tr></thead>"
-                        "<tbody id=\"rows\">");
+        strbuf_puts(b, "<table><thead><tr><th>target</th><th>status</th><th>reason</th>"
+                       "<th>latency</th><th>startup</th><th>reconnects</th>"
+                       "<th>availability 24 h</th><th>check latency</th></tr></thead>"
+                       "<tbody id=\"rows\">");
+        render_answer_section(a, 0);
+        strbuf_puts(b, "</tbody></table>");
+        notifiers(b, c);
+        timeline(b, c);
+        strbuf_puts(b, "<footer>Probe endpoints: <a href=\"/livez\">/livez</a> "
+                       "<a href=\"/readyz\">/readyz</a> <a href=\"/startupz\">/startupz</a>"
+                       "</footer><script nonce=\"");
+        esc(b, nonce);
+        strbuf_puts(b, "\">");
+        strbuf_puts(b, script);
+        strbuf_puts(b, "</script></body></html>\n");
+}
+
+char *render_html(const struct target_view *v, size_t n, const struct render_ctx *c)
+{
+        struct render_job *j = render_job_new(RENDER_STATUS_HTML, c, n);
         for (size_t i = 0; i < n; i++)
-                row(&b, &v[i], c);
-        strbuf_puts(&b, "</tbody></table>");
-        notifiers(&b, c);
-        timeline(&b, c);
-        strbuf_puts(&b, "<footer>Probe endpoints: <a href=\"/livez\">/livez</a> "
-                        "<a href=\"/readyz\">/readyz</a> <a href=\"/startupz\">/startupz</a>"
-                        "</footer><script nonce=\"");
-        esc(&b, nonce);
-        strbuf_puts(&b, "\">");
-        strbuf_puts(&b, script);
-        strbuf_puts(&b, "</script></body></html>\n");
-        return strbuf_take(&b);
+                render_job_add(j, &v[i]);
+        enum status st;
+        return render_job_finish(j, &st);
 }

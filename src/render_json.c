@@ -5,6 +5,7 @@
 #include "render.h"
 #include "notify_hub.h"
 #include "clock.h"
+#include "render_job.h"
 #include "textutil.h"
 
 #include <jansson.h>
@@ -320,11 +321,111 @@ static json_t *notifiers_json(const struct render_ctx *c)
         return a;
 }
 
-char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,
-                         enum status *st)
+/* The members of an object as dump() writes them, without its braces,
+ * appended to a section's text: after a comma when the section holds
+ * members already (`more`: in earlier chunks). */
+static void put_members(struct strbuf *b, json_t *o, bool more)
 {
-        enum status agg = render_aggregate(v, n);
-        *st = agg;
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        json_decref(o);
+        if (s == NULL)
+                abort(); /* only out of memory is left (set_str cleaned every string) */
+        size_t len = strlen(s);
+        if (len > 2) {
+                if (more || b->len > 0)
+                        strbuf_putc(b, ',');
+                strbuf_put(b, s + 1, len - 2);
+        }
+        free(s);
+}
+
+/* A target's measurements: the "NAME:what" members of "checks". */
+static void target_checks(json_t *checks, const struct target_view *t, const struct render_ctx *c)
+{
+        enum status tst = t->status;
+        json_t *m = measurement(t, NULL, tst, t->last_duration * 1000.0, "ms", false);
+        if (tst != ST_PASS) {
+                const char *reason = reason_of(t);
+                if (t->shown != NULL && t->shown->output[0] != '\0')
+                        set_str(m, "output", t->shown->output);
+                else if (reason != NULL)
+                        set_str(m, "output", reason);
+        }
+        add_measure(checks, t->name, "responseTime", m);
+        const struct probe_result *r = t->last;
+        if (r == NULL || r->status == ST_FAIL)
+                return;
+        for (int k = 0; k < r->nops; k++)
+                add_measure(
+                    checks, t->name, "opLatency",
+                    measurement(t, r->ops[k].op,
+                                r->ops[k].seconds * 1000.0 > (double)t->conf->latency_target_ms
+                                    ? ST_WARN
+                                    : ST_PASS,
+                                r->ops[k].seconds * 1000.0, "ms", false));
+        for (int k = 0; k < r->nqueues; k++)
+                add_measure(
+                    checks, t->name, "queueLength",
+                    measurement(t, r->queues[k].name,
+                                r->queues[k].length > t->conf->queue_warn ? ST_WARN : ST_PASS,
+                                (double)r->queues[k].length, "messages", true));
+        if (r->consumers >= 0)
+                add_measure(checks, t->name, "consumers",
+                            measurement(t, NULL, r->consumers > 0 ? ST_PASS : ST_WARN,
+                                        (double)r->consumers, "clients", true));
+        if (r->used_memory >= 0)
+                add_measure(checks, t->name, "memory",
+                            measurement(t, NULL, ST_PASS, (double)r->used_memory, "bytes", true));
+        if (r->connected_clients >= 0)
+                add_measure(
+                    checks, t->name, "clients",
+                    measurement(t, NULL, ST_PASS, (double)r->connected_clients, "clients", true));
+        if (r->connections >= 0)
+                add_measure(
+                    checks, t->name, "connections",
+                    measurement(t, NULL, ST_PASS, (double)r->connections, "connections", true));
+        if (r->cert_not_after > 0) {
+                double left = ((double)r->cert_not_after - c->now) / 86400.0;
+                bool soon = t->conf->cert_expiry_warn_ms > 0 &&
+                            left * 86400000.0 <= (double)t->conf->cert_expiry_warn_ms;
+                add_measure(checks, t->name, "certificateExpiry",
+                            measurement(t, NULL, soon ? ST_WARN : ST_PASS,
+                                        floor(left * 10.0) / 10.0, "days", false));
+        }
+        if (r->bypass >= 0)
+                add_measure(checks, t->name, "bypassBackends",
+                            measurement(t, NULL, r->bypass > 0 ? ST_WARN : ST_PASS,
+                                        (double)r->bypass, "backends", true));
+        for (int k = 0; k < r->npools; k++) {
+                char comp[140];
+                utf8_snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database, r->pools[k].user);
+                add_measure(checks, t->name, "clientsWaiting",
+                            measurement(t, comp, r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,
+                                        (double)r->pools[k].waiting, "clients", true));
+        }
+}
+
+/* A target's members of "checks" and of "targets" (its detail). */
+void render_json_part(const struct render_ctx *c, struct strbuf *sec, const bool *more,
+                      const struct target_view *t)
+{
+        json_t *checks = json_object();
+        target_checks(checks, t, c);
+        json_t *targets = json_object();
+        json_object_set_new(targets, t->name, target_detail(t, c));
+        put_members(&sec[0], checks, more[0]);
+        put_members(&sec[1], targets, more[1]);
+}
+
+/* Where "checks" and "targets" go: a value dump() writes as "\u0001",
+ * which no text of its own can hold unescaped after such a key. */
+#define SLOT "\"\\u0001\""
+
+/* The report: the document, with the sections of "checks" and "targets"
+ * members where it holds their slots; `agg` the targets' aggregate. */
+bool render_json_join(const struct render_job *j, enum status agg, struct render_answer *a)
+{
+        const struct render_ctx *c = &j->c;
         json_t *o = json_object();
         set_str(o, "status", status_name(agg));
         set_str(o, "version", c->version);
@@ -336,82 +437,44 @@ char *render_status_json(const struct target_view *v, size_t n, const struct ren
                 json_object_set_new(o, "loopLag",
                                     json_pack("{s:f,s:I}", "maxSeconds", c->loop_lag->max,
                                               "samples", (json_int_t)c->loop_lag->count));
-        json_t *checks = json_object();
-        json_t *targets = json_object();
-        for (size_t i = 0; i < n; i++) {
-                const struct target_view *t = &v[i];
-                json_object_set_new(targets, t->name, target_detail(t, c));
-                enum status tst = t->status;
-                json_t *m = measurement(t, NULL, tst, t->last_duration * 1000.0, "ms", false);
-                if (tst != ST_PASS) {
-                        const char *reason = reason_of(t);
-                        if (t->shown != NULL && t->shown->output[0] != '\0')
-                                set_str(m, "output", t->shown->output);
-                        else if (reason != NULL)
-                                set_str(m, "output", reason);
-                }
-                add_measure(checks, t->name, "responseTime", m);
-                const struct probe_result *r = t->last;
-                if (r == NULL || r->status == ST_FAIL)
-                        continue;
-                for (int k = 0; k < r->nops; k++)
-                        add_measure(checks, t->name, "opLatency",
-                                    measurement(t, r->ops[k].op,
-                                                r->ops[k].seconds * 1000.0 >
-                                                        (double)t->conf->latency_target_ms
-                                                    ? ST_WARN
-                                                    : ST_PASS,
-                                                r->ops[k].seconds * 1000.0, "ms", false));
-                for (int k = 0; k < r->nqueues; k++)
-                        add_measure(checks, t->name, "queueLength",
-                                    measurement(t, r->queues[k].name,
-                                                r->queues[k].length > t->conf->queue_warn ? ST_WARN
-                                                                                          : ST_PASS,
-                                                (double)r->queues[k].length, "messages", true));
-                if (r->consumers >= 0)
-                        add_measure(checks, t->name, "consumers",
-                                    measurement(t, NULL, r->consumers > 0 ? ST_PASS : ST_WARN,
-                                                (double)r->consumers, "clients", true));
-                if (r->used_memory >= 0)
-                        add_measure(
-                            checks, t->name, "memory",
-                            measurement(t, NULL, ST_PASS, (double)r->used_memory, "bytes", true));
-                if (r->connected_clients >= 0)
-                        add_measure(checks, t->name, "clients",
-                                    measurement(t, NULL, ST_PASS, (double)r->connected_clients,
-                                                "clients", true));
-                if (r->connections >= 0)
-                        add_measure(checks, t->name, "connections",
-                                    measurement(t, NULL, ST_PASS, (double)r->connections,
-                                                "connections", true));
-                if (r->cert_not_after > 0) {
-                        double left = ((double)r->cert_not_after - c->now) / 86400.0;
-                        bool soon = t->conf->cert_expiry_warn_ms > 0 &&
-                                    left * 86400000.0 <= (double)t->conf->cert_expiry_warn_ms;
-                        add_measure(checks, t->name, "certificateExpiry",
-                                    measurement(t, NULL, soon ? ST_WARN : ST_PASS,
-                                                floor(left * 10.0) / 10.0, "days", false));
-                }
-                if (r->bypass >= 0)
-                        add_measure(checks, t->name, "bypassBackends",
-                                    measurement(t, NULL, r->bypass > 0 ? ST_WARN : ST_PASS,
-                                                (double)r->bypass, "backends", true));
-                for (int k = 0; k < r->npools; k++) {
-                        char comp[140];
-                        utf8_snprintf(comp, sizeof(comp), "%s/%s", r->pools[k].database,
-                                      r->pools[k].user);
-                        add_measure(checks, t->name, "clientsWaiting",
-                                    measurement(t, comp,
-                                                r->pools[k].waiting > 0 ? ST_WARN : ST_PASS,
-                                                (double)r->pools[k].waiting, "clients", true));
-                }
-        }
-        json_object_set_new(o, "checks", checks);
-        json_object_set_new(o, "targets", targets);
+        json_object_set_new(o, "checks", json_string("\x01"));
+        json_object_set_new(o, "targets", json_string("\x01"));
         json_object_set_new(o, "notifiers", notifiers_json(c));
         json_object_set_new(o, "links",
                             json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "self", "/status", "html",
                                       "/status?format=html", "ready", "/readyz", "live", "/livez",
                                       "metrics", "/metrics", "events", "/events"));
-        return dump(o);
+        char *doc = dump(o);
+        if (doc == NULL)
+                return false;
+        const char *checks = strstr(doc, "\"checks\":" SLOT);
+        const char *targets = checks != NULL ? strstr(checks, "\"targets\":" SLOT) : NULL;
+        if (targets == NULL) {
+                free(doc);
+                return false;
+        }
+        size_t slot = strlen(SLOT);
+        checks += strlen("\"checks\":");
+        targets += strlen("\"targets\":");
+        struct strbuf *b = &a->small;
+        strbuf_put(b, doc, (size_t)(checks - doc));
+        strbuf_putc(b, '{');
+        render_answer_section(a, 0);
+        strbuf_putc(b, '}');
+        strbuf_put(b, checks + slot, (size_t)(targets - (checks + slot)));
+        strbuf_putc(b, '{');
+        render_answer_section(a, 1);
+        strbuf_putc(b, '}');
+        strbuf_puts(b, targets + slot);
+        free(doc);
+        return true;
+}
+
+char *render_status_json(const struct target_view *v, size_t n, const struct render_ctx *c,
+                         enum status *st)
+{
+        struct render_job *j = render_job_new(RENDER_STATUS_JSON, c, n);
+        for (size_t i = 0; i < n; i++)
+                render_job_add(j, &v[i]);
+        return render_job_finish(j, st);
 }

@@ -3,6 +3,7 @@
  * startup (histograms and counters at zero, unknown gauges NaN). */
 #include "render.h"
 #include "notify_hub.h"
+#include "render_job.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -556,31 +557,50 @@ static void notify_families(struct strbuf *b, const struct render_ctx *c)
                        (double)c->notifiers[i].st.queue_length);
 }
 
+#define NFAMILIES (sizeof(families) / sizeof(families[0]))
+
+size_t render_metrics_nsec(void)
+{
+        return NFAMILIES;
+}
+
+/* A target's samples of each family, appended to that family's section
+ * (a global family's, or one that does not apply, gets nothing). */
+void render_metrics_part(const struct render_ctx *c, struct strbuf *sec,
+                         const struct target_view *v)
+{
+        struct slo_report rep;
+        memset(&rep, 0, sizeof(rep));
+        slo_report(v->slo, c->mono, &rep);
+        const struct row x = {v, &rep, c};
+        for (size_t k = 0; k < NFAMILIES; k++) {
+                const struct family *f = &families[k];
+                if (f->global == NULL && (f->applies == NULL || f->applies(&x)))
+                        target_samples(&sec[k], f, &x);
+        }
+}
+
+/* The exposition: each family's HELP and TYPE, then its samples (the
+ * section of every target's, in target order). */
+void render_metrics_join(const struct render_job *j, struct render_answer *a)
+{
+        for (size_t k = 0; k < NFAMILIES; k++) {
+                const struct family *f = &families[k];
+                family(&a->small, f->name, f->type, f->help);
+                if (f->global != NULL)
+                        f->global(&a->small, f, &j->c);
+                else
+                        render_answer_section(a, k);
+        }
+        record_families(&a->small, &j->c); /* after the table: only a running daemon has a record */
+        notify_families(&a->small, &j->c);
+}
+
 char *render_metrics(const struct target_view *v, size_t n, const struct render_ctx *c)
 {
-        struct strbuf b;
-        strbuf_init(&b, 4096 + n * 6144);
-        struct slo_report *rep = calloc(n + 1, sizeof(*rep));
-        if (rep == NULL)
-                abort();
+        struct render_job *j = render_job_new(RENDER_METRICS, c, n);
         for (size_t i = 0; i < n; i++)
-                slo_report(v[i].slo, c->mono, &rep[i]);
-
-        for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
-                const struct family *f = &families[k];
-                family(&b, f->name, f->type, f->help);
-                if (f->global != NULL) {
-                        f->global(&b, f, c);
-                        continue;
-                }
-                for (size_t i = 0; i < n; i++) {
-                        const struct row x = {&v[i], &rep[i], c};
-                        if (f->applies == NULL || f->applies(&x))
-                                target_samples(&b, f, &x);
-                }
-        }
-        record_families(&b, c); /* after the table: only a running daemon has a record */
-        notify_families(&b, c);
-        free(rep);
-        return strbuf_take(&b);
+                render_job_add(j, &v[i]);
+        enum status st;
+        return render_job_finish(j, &st);
 }

@@ -1,11 +1,16 @@
 """HTTP API, command line, reload and shutdown of the real binary."""
 import base64
+import gzip
+import http.client
 import json
+import re
 import signal
 import socket
+import threading
 import time
 
 from helpers import wait_for
+from test_metrics import promtool_check_metrics
 from test_redis_core import redis_config, all_status, statuses
 
 TOKEN = 'canary-T0ken-9d1e'
@@ -216,3 +221,113 @@ def test_help_and_version(run_healthd):
     r = run_healthd(['--version'])
     assert r.returncode == 0 and r.stdout.startswith('hdms-healthd ')
     assert run_healthd(['--bogus']).returncode == 2
+
+
+def _many_redis(port, n):
+    text = '[daemon]\ninterval = 1s\ntimeout = 300ms\n\n'
+    for i in range(n):
+        text += f'[target r{i:03d}]\nkind = redis\nhost = 127.0.0.1\nport = {port}\n\n'
+    return text
+
+
+BIG = (('json', '/status', {}, 'GET'),
+       ('html', '/status?format=html', {}, 'GET'),
+       ('gzip', '/metrics', {'Accept-Encoding': 'gzip'}, 'GET'),
+       ('plain', '/metrics', {}, 'GET'),
+       ('head', '/metrics', {}, 'HEAD'),
+       ('head', '/status?format=html', {}, 'HEAD'))
+
+
+def _targets_in(kind, body):
+    """The target names one big answer shows."""
+    if kind == 'json':
+        doc = json.loads(body)
+        assert {k.rpartition(':')[0] for k in doc['checks']} == set(doc['targets'])
+        return set(doc['targets'])
+    if kind == 'html':
+        text = body.decode()
+        assert text.startswith('<!DOCTYPE html>') and text.endswith('</html>\n')
+        return set(re.findall(r'<tr class="target" data-target="([^"]+)"', text))
+    text = (gzip.decompress(body) if kind == 'gzip' else body).decode()
+    assert text.endswith('\n')
+    up = re.findall(r'^hdms_healthd_target_up\{target="([^"]+)"', text, re.M)
+    checks = re.findall(r'^hdms_healthd_checks_total\{target="([^"]+)"', text, re.M)
+    assert up == checks  # each family has every target, in the same order
+    return set(up)
+
+
+def _fetch_all(d, rounds=2):
+    """Every big answer `rounds` times, all at once on their own
+    connections: (kind, status, headers, body) each."""
+    out = []
+
+    def one(kind, path, headers, method):
+        status, hdrs, body = d.get(path, headers=headers, method=method, timeout=30)
+        out.append((kind, status, hdrs, body))
+
+    threads = [threading.Thread(target=one, args=b) for b in BIG * rounds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(out) == len(BIG) * rounds
+    return out
+
+
+def test_big_answers_rendered_over_loop_turns(redis_server, daemon):
+    """/status, the dashboard and /metrics of 150 targets are rendered a few
+    targets per loop turn and sent from the renderer's pieces (issue 13):
+    several at once are each whole and right, gzip and HEAD included; a
+    reload that changes the targets under renders in progress gives answers
+    of one target set or the other, never a mix; and a stop with renders in
+    flight exits cleanly."""
+    n, n2 = 150, 120
+    d = daemon(config_text=_many_redis(redis_server.redis_port, n), args=('--log-level', 'debug'))
+    names = {f'r{i:03d}' for i in range(n)}
+    d.wait_for(lambda: len(d.json('/status', timeout=10)['targets']) == n
+               and all_status(d, 'pass'), timeout=30)
+    for kind, status, hdrs, body in _fetch_all(d):
+        assert status == 200, (kind, status, body[:200])
+        if kind == 'head':
+            assert body == b'' and int(hdrs['Content-Length']) > 256 * 1024
+            continue
+        assert int(hdrs['Content-Length']) == len(body), kind
+        assert (hdrs.get('Content-Encoding') == 'gzip') == (kind == 'gzip'), kind
+        # above 256 KiB, the size sent from the renderer's pieces
+        assert len(gzip.decompress(body) if kind == 'gzip' else body) > 256 * 1024, kind
+        assert _targets_in(kind, body) == names, kind
+    promtool_check_metrics(d.get('/metrics', timeout=30)[2].decode())
+    # each kind took several loop turns: the test saw the path it is about
+    turns = [e.get('msg', '') for e in d.logs() if 'loop turns' in e.get('msg', '')]
+    for what in ('/status of 150', 'the dashboard of 150', '/metrics of 150 targets ('):
+        assert any(m.startswith(f'http: {what}') for m in turns), (what, turns[:5])
+    assert any(re.search(r", [1-9][0-9]* gzip'd\)", m) for m in turns), turns[:5]
+
+    # a reload to fewer targets while renders are in progress
+    d.write_config(_many_redis(redis_server.redis_port, n2))
+    timer = threading.Timer(0.02, d.signal, args=(signal.SIGHUP,))
+    timer.start()
+    answers = _fetch_all(d, rounds=3)
+    timer.join()
+    fewer = {f'r{i:03d}' for i in range(n2)}
+    for kind, status, hdrs, body in answers:
+        assert status in (200, 503), (kind, status, body[:200])
+        if kind != 'head':
+            assert _targets_in(kind, body) in (names, fewer), kind
+    d.wait_for(lambda: set(d.json('/status', timeout=10)['targets']) == fewer, timeout=10)
+
+    # a stop with renders in flight: no leak, no crash (the sanitizers say)
+    clients = [threading.Thread(target=lambda: _get_quietly(d)) for _ in range(6)]
+    for t in clients:
+        t.start()
+    time.sleep(0.05)
+    d.stop()
+    for t in clients:
+        t.join(30)
+
+
+def _get_quietly(d):
+    try:
+        d.get('/metrics', timeout=10)
+    except (OSError, http.client.HTTPException):
+        pass  # the daemon stopped under it

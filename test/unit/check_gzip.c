@@ -122,6 +122,64 @@ START_TEST(test_stream_reused)
 }
 END_TEST
 
+/* The member made in slices (the HTTP front feeds one per loop turn) is
+ * the one made at once, and two streams at the same time keep apart. */
+START_TEST(test_stream_slices)
+{
+        size_t len = 0, cap = 1 << 19;
+        char *text = malloc(cap);
+        ck_assert_ptr_nonnull(text);
+        for (int i = 0; len + 200 < cap; i++)
+                len += (size_t)snprintf(text + len, cap - len,
+                                        "hdms_healthd_checks_total{target=\"t%04d\"} %d\n", i % 700,
+                                        i * 7);
+        size_t whole_len = 0;
+        unsigned char *whole = gzip_compress(text, len, &whole_len);
+        ck_assert_ptr_nonnull(whole);
+        static const size_t slices[] = {1, 4096, 65536, 100000};
+        for (int k = 0; k < N(slices); k++) {
+                struct gzip_stream *z = gzip_stream_new(len);
+                struct gzip_stream *other = gzip_stream_new(5); /* a second at the same time */
+                ck_assert_ptr_nonnull(z);
+                ck_assert_ptr_nonnull(other);
+                ck_assert(gzip_stream_feed(other, "other", 5, true));
+                size_t off = 0;
+                while (off < len) {
+                        size_t n = len - off < slices[k] ? len - off : slices[k];
+                        ck_assert(gzip_stream_feed(z, text + off, n, false));
+                        off += n;
+                }
+                ck_assert(gzip_stream_feed(z, NULL, 0, true));
+                size_t zlen = 0, olen = 0, back_len = 0;
+                unsigned char *out = gzip_stream_take(z, &zlen);
+                unsigned char *oout = gzip_stream_take(other, &olen);
+                char *back = inflate_all(out, zlen, len + 16, &back_len);
+                ck_assert_uint_eq(back_len, len);
+                ck_assert(memcmp(back, text, len) == 0);
+                ck_assert_uint_eq(zlen, whole_len);
+                ck_assert(memcmp(out, whole, zlen) == 0);
+                free(back);
+                back = inflate_all(oout, olen, 16, &back_len);
+                ck_assert_uint_eq(back_len, 5);
+                ck_assert(memcmp(back, "other", 5) == 0);
+                free(back);
+                free(out);
+                free(oout);
+        }
+        /* a stream dropped half way leaves nothing behind for the next */
+        struct gzip_stream *z = gzip_stream_new(len);
+        ck_assert(gzip_stream_feed(z, text, len / 2, false));
+        gzip_stream_free(z);
+        size_t again_len = 0;
+        unsigned char *again = gzip_compress(text, len, &again_len);
+        ck_assert_uint_eq(again_len, whole_len);
+        ck_assert(memcmp(again, whole, whole_len) == 0);
+        free(again);
+        free(whole);
+        free(text);
+}
+END_TEST
+
 static Suite *gzip_suite(void)
 {
         Suite *s = suite_create("gzip");
@@ -130,6 +188,7 @@ static Suite *gzip_suite(void)
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_empty);
         tcase_add_test(tc, test_stream_reused);
+        tcase_add_test(tc, test_stream_slices);
         suite_add_tcase(s, tc);
         return s;
 }

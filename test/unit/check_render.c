@@ -1134,6 +1134,213 @@ START_TEST(test_metrics_snapshot)
 }
 END_TEST
 
+/* The same snapshot as /status (JSON) and as the dashboard, byte for byte
+ * (data/render_status.json, data/render_status.html): the renderers build
+ * each target's part on its own and join the parts (render_job.h), and
+ * these files were written by the renderers that built the whole document
+ * at once.  HEALTHD_UPDATE_GOLDEN=1 rewrites them (review the diff). */
+static void golden(const char *name, const char *got)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "test/unit/data/%s", name);
+        if (getenv("HEALTHD_UPDATE_GOLDEN") != NULL) {
+                FILE *f = fopen(path, "wb");
+                ck_assert_ptr_nonnull(f);
+                fputs(got, f);
+                fclose(f);
+        }
+        const char *want = read_data(name);
+        size_t i = 0;
+        while (got[i] != '\0' && got[i] == want[i])
+                i++;
+        ck_assert_msg(got[i] == want[i], "%s differs at byte %zu: got '%.80s' want '%.80s'", name,
+                      i, got + i, want + i);
+}
+
+START_TEST(test_status_snapshot)
+{
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        enum status st;
+        char *json = own(render_status_json(s.v, 5, &c, &st));
+        ck_assert_int_eq(st, ST_FAIL);
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        char *html = own(render_html(s.v, 5, &c));
+        snap_free(&s);
+        golden("render_status.json", json);
+        golden("render_status.html", html);
+}
+END_TEST
+
+/* A render in pieces (render.h) takes each target as it is when added: a
+ * change after that is not in this answer, a change before it is, and the
+ * status is the aggregate of the targets as rendered. */
+static char *render_whole(enum render_kind kind, const struct target_view *v, size_t n,
+                          const struct render_ctx *c, enum status *st)
+{
+        *st = render_aggregate(v, n);
+        if (kind == RENDER_STATUS_JSON)
+                return render_status_json(v, n, c, st);
+        return kind == RENDER_STATUS_HTML ? render_html(v, n, c) : render_metrics(v, n, c);
+}
+
+static void snap_change(struct snap *s, size_t i)
+{
+        s->v[i].status = ST_PASS;
+        s->v[i].checks += 7;
+        s->v[i].last_duration += 0.5;
+        s->f[i].last.connections += 1;
+        s->f[i].last.used_memory += 1;
+        slo_check(s->slo[i], 115, true, 0.25);
+}
+
+START_TEST(test_job_parts_as_added)
+{
+        static const enum render_kind kinds[] = {RENDER_STATUS_JSON, RENDER_STATUS_HTML,
+                                                 RENDER_METRICS};
+        enum render_kind kind = kinds[_i];
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        enum status st_before, st_job, st_after;
+        char *before = own(render_whole(kind, s.v, 5, &c, &st_before));
+        ck_assert_int_eq(st_before, ST_FAIL);
+        struct render_job *j = render_job_new(kind, &c, 1); /* a small hint: it grows */
+        for (size_t i = 0; i < 5; i++) {
+                render_job_add(j, &s.v[i]);
+                snap_change(&s, i);
+        }
+        ck_assert_uint_eq(render_job_count(j), 5);
+        char *got = own(render_job_finish(j, &st_job));
+        ck_assert_int_eq(st_job, st_before);
+        ck_assert_msg(strcmp(got, before) == 0,
+                      "a change after a target was added is in the answer");
+
+        char *after = own(render_whole(kind, s.v, 5, &c, &st_after));
+        ck_assert_int_eq(st_after, ST_PASS);
+        ck_assert_msg(strcmp(after, before) != 0, "the changes show in a new render");
+        j = render_job_new(kind, &c, 5);
+        for (size_t i = 0; i < 5; i++)
+                render_job_add(j, &s.v[i]);
+        got = own(render_job_finish(j, &st_job));
+        ck_assert_int_eq(st_job, ST_PASS);
+        ck_assert_msg(strcmp(got, after) == 0, "the parts joined differ from the whole");
+        snap_free(&s);
+
+        /* an unfinished job is freed whole (LeakSanitizer) */
+        j = render_job_new(kind, &c, 2);
+        render_job_free(j);
+}
+END_TEST
+
+/* A large answer is sent from its pieces (render_answer_read, in MHD's
+ * blocks) or compressed from them (render_answer_piece): both are the
+ * joined answer, byte for byte, whatever the block size. */
+START_TEST(test_answer_pieces)
+{
+        static const enum render_kind kinds[] = {RENDER_STATUS_JSON, RENDER_STATUS_HTML,
+                                                 RENDER_METRICS};
+        struct snap s;
+        snap_init(&s);
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        enum status st;
+        char *whole = own(render_whole(kinds[_i], s.v, 5, &c, &st));
+        size_t len = strlen(whole);
+        struct render_job *j = render_job_new(kinds[_i], &c, 5);
+        for (size_t i = 0; i < 5; i++)
+                render_job_add(j, &s.v[i]);
+        struct render_answer *a = render_job_answer(j, &st);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq(render_answer_size(a), len);
+        char *buf = own(malloc(len + 64));
+        static const size_t blocks[] = {1, 7, 4096, 1 << 20};
+        for (int b = 0; b < N(blocks); b++) {
+                memset(buf, 0, len + 64);
+                size_t pos = 0, n;
+                while ((n = render_answer_read(a, pos, buf + pos, blocks[b])) > 0) {
+                        ck_assert_uint_le(n, blocks[b]);
+                        pos += n;
+                }
+                ck_assert_uint_eq(pos, len);
+                ck_assert(memcmp(buf, whole, len) == 0);
+        }
+        /* a read from elsewhere than the last one ended (MHD may start over) */
+        ck_assert_uint_eq(render_answer_read(a, len - 5, buf, 64), 5);
+        ck_assert(memcmp(buf, whole + len - 5, 5) == 0);
+        ck_assert_uint_eq(render_answer_read(a, 3, buf, 10), 10);
+        ck_assert(memcmp(buf, whole + 3, 10) == 0);
+        size_t pos = 0, plen;
+        const char *p;
+        for (size_t i = 0; render_answer_piece(a, i, &p, &plen); i++) {
+                ck_assert_uint_gt(plen, 0);
+                ck_assert(memcmp(p, whole + pos, plen) == 0);
+                pos += plen;
+        }
+        ck_assert_uint_eq(pos, len);
+        render_answer_free(a);
+        snap_free(&s);
+}
+END_TEST
+
+/* A section's text is kept in chunks of about a megabyte (render_job.h):
+ * 1,500 targets' answers cross many chunk boundaries, and every target
+ * is still there once, in order, and the document is whole; the answer is
+ * freed a buffer at a time. */
+START_TEST(test_answer_chunks)
+{
+        enum { MANY = 1500 };
+        static const enum render_kind kinds[] = {RENDER_STATUS_JSON, RENDER_STATUS_HTML,
+                                                 RENDER_METRICS};
+        static char names[MANY][8];
+        struct snap s;
+        snap_init(&s);
+        struct target_view *v = own(calloc(MANY, sizeof(*v)));
+        for (int i = 0; i < MANY; i++) {
+                snprintf(names[i], sizeof(names[i]), "t%04d", i);
+                v[i] = s.v[i % 5];
+                v[i].name = names[i];
+        }
+        struct render_ctx c = {"1.2.3", T0 + 0.75, 4242.5, true, 200.0, &s.lag, 10000, 5000};
+        c.nonce = "bm9uY2Vub25jZW5vbmNl";
+        struct render_job *j = render_job_new(kinds[_i], &c, MANY);
+        for (int i = 0; i < MANY; i++)
+                render_job_add(j, &v[i]);
+        enum status st;
+        struct render_answer *a = render_job_answer(j, &st);
+        ck_assert_ptr_nonnull(a);
+        size_t big = 0;
+        const char *p;
+        size_t plen;
+        for (size_t i = 0; render_answer_piece(a, i, &p, &plen); i++)
+                big = plen > big ? plen : big;
+        ck_assert_uint_ge(big, 1024 * 1024);         /* a closed chunk: there was one */
+        ck_assert_uint_le(big, 1024 * 1024 + 65536); /* a chunk and one target's part */
+        char *text = own(render_answer_join(a));
+        ck_assert_uint_eq(strlen(text), render_answer_size(a));
+        while (!render_answer_free_some(a))
+                ;
+        static const char *const pre[] = {"\"", "<tr class=\"target\" data-target=\"",
+                                          "hdms_healthd_checks_total{target=\""};
+        static const char *const post[] = {"\":{\"kind\"", "\"", "\""};
+        const char *at = text;
+        for (int i = 0; i < MANY; i++) {
+                char want[64];
+                snprintf(want, sizeof(want), "%s%s%s", pre[_i], names[i], post[_i]);
+                const char *next = strstr(at, want);
+                ck_assert_msg(next != NULL, "%s missing or out of order", want);
+                at = next + 1;
+        }
+        if (kinds[_i] == RENDER_STATUS_JSON) {
+                json_t *doc = parse(text);
+                ck_assert_uint_eq(json_object_size(json_object_get(doc, "targets")), MANY);
+        }
+        snap_free(&s);
+}
+END_TEST
+
 /* ---- the server certificate's expiry (probe_tls.c) ---- */
 
 #define DAY 86400.0
@@ -1228,6 +1435,10 @@ static Suite *render_suite(void)
         tc = tcase_create("metrics");
         tcase_add_checked_fixture(tc, NULL, release_all);
         tcase_add_test(tc, test_metrics_snapshot);
+        tcase_add_test(tc, test_status_snapshot);
+        tcase_add_loop_test(tc, test_job_parts_as_added, 0, 3);
+        tcase_add_loop_test(tc, test_answer_pieces, 0, 3);
+        tcase_add_loop_test(tc, test_answer_chunks, 0, 3);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("clock");
