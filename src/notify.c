@@ -682,8 +682,10 @@ void notifier_restore(struct notifier *n, const json_t *saved, double now)
         const json_t *r;
         json_object_foreach((json_t *)(uintptr_t)targets, name, r)
         {
+                /* an Alertmanager's alerts of a target no longer watched are
+                 * restored too, so that notifier_prune resolves them */
                 if (!json_is_object(r) || strlen(name) >= TARGET_NAME_MAX ||
-                    !notify_conf_watches(n->c, name))
+                    (n->c->kind != NOTIFY_ALERTMANAGER && !notify_conf_watches(n->c, name)))
                         continue;
                 struct ntarget *t = add_target(n, name);
                 copy(t->kind, sizeof(t->kind), json_string_value(json_object_get(r, "kind")));

@@ -668,6 +668,45 @@ START_TEST(test_restart_alertmanager)
 }
 END_TEST
 
+/* A target taken out of an Alertmanager notifier's `targets` (the notifier
+ * rebuilt from its saved member): its firing alert is resolved, not left to
+ * expire. */
+START_TEST(test_unwatched_alert_resolved)
+{
+        struct notify_conf c = conf(NOTIFY_ALERTMANAGER);
+        struct notifier *n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        json_decref(deliver(n, T0, 200));
+        json_t *saved = notifier_save(n);
+        notifier_free(n);
+
+        char *names[] = {(char *)(uintptr_t) "other"};
+        c.targets = names[0];
+        c.target_names = names;
+        c.ntarget_names = 1;
+        struct config cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        struct target_conf tc[2];
+        memset(tc, 0, sizeof(tc));
+        snprintf(tc[0].name, sizeof(tc[0].name), "r");
+        snprintf(tc[1].name, sizeof(tc[1].name), "other");
+        cfg.targets = tc;
+        cfg.ntargets = 2;
+        n = notifier_new(&c, "host", NULL);
+        notifier_restore(n, saved, T0 + 100);
+        notifier_prune(n, &cfg, T0 + 100);
+        json_t *j = deliver(n, T0 + 100, 200);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_str_eq(str(json_array_get(j, 0), "labels", "target"), "r");
+        ck_assert_str_eq(ends_at(j, 0), "2026-12-04T16:01:40.000Z");
+        json_decref(j);
+        status(n, "r", ST_PASS, ST_FAIL, T0 + 110); /* not watched: nothing */
+        ck_assert_int_eq(qlen(n), 0);
+        notifier_free(n);
+        json_decref(saved);
+}
+END_TEST
+
 static Suite *notify_suite(void)
 {
         Suite *s = suite_create("notify");
@@ -689,6 +728,7 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, test_alertmanager_warn);
         tcase_add_test(tc, test_restart_webhook);
         tcase_add_test(tc, test_restart_alertmanager);
+        tcase_add_test(tc, test_unwatched_alert_resolved);
         suite_add_tcase(s, tc);
         return s;
 }
