@@ -951,14 +951,17 @@ static void rp_start(void *vp, const char *addr)
         /* INFO once per round per server and user: the first target due fetches it,
          * the others judge the latest copy.  Until a first copy has come, each
          * target asks for its own: a pipelined check may end before the one
-         * another target waits for, and would judge nothing. */
+         * another target waits for, and would judge nothing.  A new connection
+         * always asks for its own: the server behind it may be a new one (a
+         * restart), and a copy fetched from the old one would hide its new
+         * run_id, so the outage would read as a blip. */
         struct redis_server *sv = p->server;
         double max_age = (double)c->interval_ms / 2000.0;
         bool claimed = sv->claimed > 0 &&
                        p->started - sv->claimed < (double)c->timeout_ms / 1000.0 &&
                        (sv->has || sv->info_denied);
         bool fresh = (sv->has || sv->info_denied) && p->started - sv->fetched < max_age;
-        if (!fresh && !claimed) {
+        if (!p->ready || (!fresh && !claimed)) {
                 sv->claimed = p->started;
                 p->steps[p->nsteps++] = (struct step){OP_INFO, 0};
         }

@@ -88,6 +88,21 @@ def test_kill_and_restart(redis_server, daemon):
     assert back and back[-1].get('outage') == 'restart'
 
 
+def test_restart_soon_after_a_shared_info_is_a_restart_for_every_target(redis_server, daemon):
+    """INFO is shared per server: at a 10 s interval a copy stays current for
+    5 s, so a server restarted within that time must not be judged on the
+    copy fetched from the server before it (its old run_id read as a blip)."""
+    d = daemon(config_text=redis_config(redis_server.redis_port, interval='10s'))
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=5)
+    redis_server.kill_redis(signal.SIGKILL)
+    d.wait_for(lambda: all_status(d, 'fail'), timeout=5, what='all fail')
+    redis_server.start_redis()
+    d.wait_for(lambda: all_status(d, 'pass'), timeout=10, what='all pass again')
+    body = d.json('/status')
+    outages = {name: t['lastOutage'] for name, t in body['targets'].items()}
+    assert outages == dict.fromkeys(outages, 'restart'), outages
+
+
 def test_hung_server_fails_after_timeout_and_loop_stays_free(redis_server, daemon):
     d = daemon(config_text=redis_config(redis_server.redis_port, timeout='400ms'))
     d.wait_for(lambda: all_status(d, 'pass'), timeout=5)
