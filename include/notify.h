@@ -115,6 +115,11 @@ void notifier_forget(struct notifier *n, const char *target, double now);
 void notifier_prune(struct notifier *n, const struct config *cfg, double now);
 /* min_duration expiries, re-posts, expiry of resolved alerts. */
 void notifier_tick(struct notifier *n, double now);
+/* The wall clock stepped by `delta` seconds (an NTP step, a clock set by
+ * hand): every deadline of the notifier (min_duration waits, re-posts, the
+ * end of a backoff) moves with it, so each keeps its distance from now.
+ * What was sent (an alert's startsAt and endsAt) stays as it was. */
+void notifier_clock_step(struct notifier *n, double delta);
 /* When notifier_tick or notifier_take next has something to do (0: only
  * after the next status change). */
 double notifier_next_wake(const struct notifier *n);

@@ -419,6 +419,19 @@ void notifier_tick(struct notifier *n, double now)
         }
 }
 
+void notifier_clock_step(struct notifier *n, double delta)
+{
+        for (size_t i = 0; i < n->ntargets; i++) {
+                struct ntarget *t = &n->targets[i];
+                if (t->pending_at > 0)
+                        t->pending_at += delta;
+                if (t->next_repost > 0)
+                        t->next_repost += delta;
+        }
+        if (n->retry_at > 0)
+                n->retry_at += delta;
+}
+
 static double earliest(double a, double b)
 {
         if (a <= 0)

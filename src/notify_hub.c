@@ -31,9 +31,30 @@ struct notify_hub {
         void (*listener)(void *arg);
         void *listener_arg;
         uint64_t generation;
+        double wall_minus_mono; /* to see the wall clock step */
 };
 
 static void pump(struct slot *s);
+
+/* The wall clock (the notifiers speak it: startsAt, the webhook's times),
+ * after moving every notifier's deadlines by any step it took since the
+ * last call, so that a retry, a re-post or a min_duration wait is not put
+ * off by an hour when NTP steps the clock back an hour, nor cut short. */
+static double hub_now(struct notify_hub *h)
+{
+        double mono = mono_now(), wall = wall_now();
+        double delta = (wall - mono) - h->wall_minus_mono;
+        if (h->wall_minus_mono != 0 && (delta > 1.0 || delta < -1.0)) {
+                log_msg(LOG_INFO, NULL,
+                        "the wall clock stepped by %+.1f s: notification deadlines moved with it",
+                        delta);
+                for (size_t i = 0; i < h->nslots; i++)
+                        if (h->slots[i] != NULL)
+                                notifier_clock_step(h->slots[i]->n, delta);
+        }
+        h->wall_minus_mono = wall - mono;
+        return wall;
+}
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -70,7 +91,7 @@ static void on_done(void *arg, long status, const char *error)
         struct notify_hub *h = s->h;
         const struct notify_conf *c = notifier_conf(s->n);
         s->req = NULL;
-        double now = wall_now();
+        double now = hub_now(h);
         enum notify_outcome o = notifier_done(s->n, now, status, error);
         char what[240];
         if (status > 0)
@@ -104,7 +125,7 @@ static void pump(struct slot *s)
 {
         struct notify_hub *h = s->h;
         h->generation++;
-        double now = wall_now();
+        double now = hub_now(h);
         notifier_tick(s->n, now);
         struct notify_request rq;
         /* a request refused before it started fails at once: take the next */
@@ -148,6 +169,7 @@ struct notify_hub *notify_hub_new(struct event_base *base, const struct config *
                 abort();
         h->base = base;
         h->cfg = cfg;
+        h->wall_minus_mono = wall_now() - mono_now();
         h->http = nhttp_new(base);
         if (cfg->nnotifiers > 0) {
                 h->slots = calloc(cfg->nnotifiers, sizeof(*h->slots));
@@ -186,7 +208,7 @@ void notify_hub_set_listener(struct notify_hub *h, void (*fn)(void *arg), void *
 
 void notify_hub_status(struct notify_hub *h, const struct notify_event *ev)
 {
-        double now = wall_now();
+        double now = hub_now(h);
         for (size_t i = 0; i < h->nslots; i++) {
                 notifier_status(h->slots[i]->n, ev, now);
                 pump(h->slots[i]);
@@ -217,7 +239,7 @@ static void feed_current(struct notifier *n, struct engine *eng, double now)
 
 void notify_hub_reload(struct notify_hub *h, const struct config *cfg, struct engine *eng)
 {
-        double now = wall_now();
+        double now = hub_now(h);
         struct slot **slots = calloc(cfg->nnotifiers + 1, sizeof(*slots));
         if (slots == NULL)
                 abort();
@@ -282,7 +304,7 @@ char *notify_hub_save_text(const struct notify_hub *h)
 
 void notify_hub_restore(struct notify_hub *h, const json_t *member)
 {
-        double now = wall_now();
+        double now = hub_now(h);
         for (size_t i = 0; i < h->nslots; i++) {
                 struct slot *s = h->slots[i];
                 const json_t *saved = json_is_object(member)

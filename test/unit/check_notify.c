@@ -467,6 +467,53 @@ static const struct {
     {"http://am:9093/?x=1", "http://am:9093/api/v2/alerts?x=1"},
 };
 
+/* NTP steps the wall clock back an hour (then forward): a backoff, a
+ * min_duration wait and a re-post keep their distance from now. */
+START_TEST(test_clock_step)
+{
+        const double back = -3600;
+        /* a backoff */
+        struct notify_conf c = conf(NOTIFY_WEBHOOK);
+        struct notifier *n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        struct notify_request rq;
+        ck_assert(notifier_take(n, T0, &rq));
+        ck_assert_int_eq(notifier_done(n, T0, 503, NULL), NOTIFY_RETRY);
+        notifier_clock_step(n, back);
+        ck_assert(notifier_next_wake(n) == T0 + back + 1);
+        ck_assert(!notifier_take(n, T0 + back + 0.5, &rq));
+        ck_assert(notifier_take(n, T0 + back + 1, &rq));
+        ck_assert_int_eq(rq.tries, 2);
+        notifier_free(n);
+        /* a min_duration wait */
+        c.min_duration_ms = 5000;
+        n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        notifier_clock_step(n, back);
+        notifier_tick(n, T0 + back + 4.9);
+        ck_assert_int_eq(qlen(n), 0);
+        notifier_tick(n, T0 + back + 5);
+        ck_assert_int_eq(qlen(n), 1);
+        notifier_free(n);
+        /* an Alertmanager re-post, the clock stepped forward */
+        c = conf(NOTIFY_ALERTMANAGER);
+        n = notifier_new(&c, "host", NULL);
+        status(n, "r", ST_PASS, ST_FAIL, T0);
+        json_t *j = deliver(n, T0, 200);
+        ck_assert_ptr_nonnull(j);
+        json_decref(j);
+        notifier_clock_step(n, 600);
+        ck_assert(notifier_next_wake(n) == T0 + 600 + 60);
+        notifier_tick(n, T0 + 600 + 59);
+        ck_assert_ptr_null(deliver(n, T0 + 600 + 59, 200));
+        notifier_tick(n, T0 + 600 + 60);
+        j = deliver(n, T0 + 600 + 60, 200);
+        ck_assert_ptr_nonnull(j);
+        json_decref(j);
+        notifier_free(n);
+}
+END_TEST
+
 START_TEST(test_alertmanager_url)
 {
         struct notify_conf c = conf(NOTIFY_ALERTMANAGER);
@@ -722,6 +769,7 @@ static Suite *notify_suite(void)
         tcase_add_test(tc, test_retry_backoff);
         tcase_add_test(tc, test_4xx_not_retried);
         tcase_add_test(tc, test_retry_superseded);
+        tcase_add_test(tc, test_clock_step);
         tcase_add_loop_test(tc, test_alertmanager_url, 0,
                             (int)(sizeof(am_urls) / sizeof(am_urls[0])));
         tcase_add_test(tc, test_alertmanager_cycle);
