@@ -481,7 +481,8 @@ static const struct family families[] = {
      "notAfter of the server certificate seen at the last login (NaN: no TLS or no result).",
      L_TARGET, .applies = is_pg_protocol, .value = cert_expiry},
     {"loop_lag_seconds", "histogram",
-     "Lateness of the event loop's timers: the check schedule's, and one more when none came for 1.25 s.",
+     "Lateness of the event loop's timers: the check schedule's, and one more when none came for "
+     "1.25 s.",
      .global = loop_lag},
 };
 
