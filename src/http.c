@@ -56,6 +56,7 @@ struct http {
         struct render_answer **grave;
         size_t ngrave, grave_cap;
         struct event *ev_trim; /* see arm_trim() */
+        bool trim_off;         /* a large answer was rendered: no trims */
 };
 
 /* ---- HTTPS: the certificate pair ---- */
@@ -690,13 +691,18 @@ static void arm_work(struct http *h)
  * still in use: under wrk on gzip'd /metrics of five targets, 1 run in 4
  * kept 230 KiB more after the burst, all of it free (malloc_trim gave it
  * back).  At most one trim a second, and only after answers of the
- * renderers: an idle daemon never wakes for it. */
+ * renderers: an idle daemon never wakes for it.  Never once an answer
+ * above SMALL_ANSWER was rendered: a trim returns the pages of a freed
+ * 9 MB answer in one call, which is what bury() spreads over turns (2-5 ms
+ * of the loop at once). */
 #define TRIM_AFTER_S 1
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
         struct http *h = arg;
         (void)fd;
         (void)what;
+        if (h->trim_off)
+                return;
         if (h->jobs != NULL || h->ngrave > 0) { /* not done yet: later */
                 static const struct timeval later = {TRIM_AFTER_S, 0};
                 evtimer_add(h->ev_trim, &later);
@@ -918,6 +924,8 @@ static enum MHD_Result job_answer(struct job *j)
         static const char *const what[] = {[RENDER_STATUS_JSON] = "/status",
                                            [RENDER_STATUS_HTML] = "the dashboard",
                                            [RENDER_METRICS] = "/metrics"};
+        if (j->len > SMALL_ANSWER)
+                h->trim_off = true;
         arm_trim(h);
         if (j->turns > 1)
                 log_msg(LOG_DEBUG, NULL,
