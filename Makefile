@@ -6,8 +6,10 @@ WERROR   ?= 1
 CC       ?= cc
 PYTEST   ?= pytest-3
 
-PKGS     := libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKGS     := libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls
+# libcurl: its header only; src/notify_http.c loads the library (dlopen)
+# when a notifier is configured
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -pthread
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)

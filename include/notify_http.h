@@ -10,6 +10,7 @@
 #define HEALTHD_NOTIFY_HTTP_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,8 +23,16 @@ struct nhttp_req;
  * may be started from inside. */
 typedef void (*nhttp_done_fn)(void *arg, long status, const char *error);
 
-/* Once, before any thread starts (curl_global_init). */
-void nhttp_global_init(void);
+/* The library nhttp_load() opens: libcurl's soname on Debian 12. */
+#define NHTTP_LIBCURL "libcurl.so.4"
+
+/* Loads libcurl (dlopen) and initialises it, once: false with `error` when
+ * it is missing or older than 7.87.  Every other verb needs it loaded; the
+ * daemon calls it when a configuration names a notifier, so a daemon
+ * without notifiers never maps libcurl. */
+bool nhttp_load(char *error, size_t errlen);
+bool nhttp_loaded(void);
+/* curl_global_cleanup, when loaded. */
 void nhttp_global_cleanup(void);
 
 struct nhttp *nhttp_new(struct event_base *base);

@@ -4,11 +4,18 @@
  * back (timer_cb); the loop calls curl_multi_socket_action when a socket is
  * ready or the timer fires, then collects finished transfers.  The timer
  * callback only arms a libevent timer: CURLMOPT_TIMERFUNCTION's man page
- * (7.88.1) warns against calling libcurl from inside it. */
+ * (7.88.1) warns against calling libcurl from inside it.
+ *
+ * libcurl is loaded (dlopen) when the first notifier is configured, not at
+ * start: it and the libraries only it brings (nghttp2, ssh2, rtmp, psl,
+ * brotli, zstd, ...) cost about 110 KiB of private memory in relocated
+ * pages and global state, a twentieth of an idle daemon, for a feature
+ * most configurations leave off.  Every call goes through `C`. */
 #include "notify_http.h"
 #include "log.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +49,105 @@ struct sock {
         curl_socket_t fd;
 };
 
-void nhttp_global_init(void)
+/* libcurl's functions, from the library loaded by nhttp_load(). */
+static struct {
+        void *so;
+        CURLcode (*global_init)(long);
+        void (*global_cleanup)(void);
+        curl_version_info_data *(*version_info)(CURLversion);
+        CURLM *(*multi_init)(void);
+        CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+        CURLMcode (*multi_cleanup)(CURLM *);
+        CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+        CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+        CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+        CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
+        CURLMsg *(*multi_info_read)(CURLM *, int *);
+        const char *(*multi_strerror)(CURLMcode);
+        CURL *(*easy_init)(void);
+        CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+        CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+        void (*easy_cleanup)(CURL *);
+        const char *(*easy_strerror)(CURLcode);
+        struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+        void (*slist_free_all)(struct curl_slist *);
+} C;
+
+#define SYM(f)                                                                                     \
+        {                                                                                          \
+                "curl_" #f, &C.f                                                                   \
+        }
+static const struct {
+        const char *name;
+        void *slot; /* a function pointer in C */
+} syms[] = {
+    SYM(global_init),         SYM(global_cleanup), SYM(version_info),     SYM(multi_init),
+    SYM(multi_setopt),        SYM(multi_cleanup),  SYM(multi_add_handle), SYM(multi_remove_handle),
+    SYM(multi_socket_action), SYM(multi_assign),   SYM(multi_info_read),  SYM(multi_strerror),
+    SYM(easy_init),           SYM(easy_setopt),    SYM(easy_getinfo),     SYM(easy_cleanup),
+    SYM(easy_strerror),       SYM(slist_append),   SYM(slist_free_all),
+};
+#undef SYM
+
+bool nhttp_load(char *error, size_t errlen)
 {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (C.so != NULL)
+                return true;
+        void *so = dlopen(NHTTP_LIBCURL, RTLD_NOW | RTLD_LOCAL);
+        if (so == NULL) {
+                snprintf(error, errlen, "notifications need libcurl: %s", dlerror());
+                return false;
+        }
+        for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+                void *f = dlsym(so, syms[i].name);
+                if (f == NULL) {
+                        snprintf(error, errlen, "notifications need libcurl: %s has no %s",
+                                 NHTTP_LIBCURL, syms[i].name);
+                        dlclose(so);
+                        memset(&C, 0, sizeof(C));
+                        return false;
+                }
+                /* POSIX's dlsym gives functions as void *: copied, not cast */
+                memcpy(syms[i].slot, &f, sizeof(f));
+        }
+        /* CURLOPT_QUICK_EXIT (below) is 7.87's; curl_global_init is
+         * thread-safe (login threads may be running) from 7.84 */
+        const curl_version_info_data *v = C.version_info(CURLVERSION_NOW);
+        if (v->version_num < 0x075700) {
+                snprintf(error, errlen, "notifications need libcurl 7.87 or later, %s is %s",
+                         NHTTP_LIBCURL, v->version);
+                dlclose(so);
+                memset(&C, 0, sizeof(C));
+                return false;
+        }
+        CURLcode rc = C.global_init(CURL_GLOBAL_DEFAULT);
+        if (rc != CURLE_OK) {
+                snprintf(error, errlen, "notifications: libcurl's initialisation failed: %s",
+                         C.easy_strerror(rc));
+                dlclose(so);
+                memset(&C, 0, sizeof(C));
+                return false;
+        }
+        C.so = so;
+        return true;
+}
+
+bool nhttp_loaded(void)
+{
+        return C.so != NULL;
 }
 
 void nhttp_global_cleanup(void)
 {
-        curl_global_cleanup();
+        /* libcurl stays mapped: a resolver thread left running by
+         * CURLOPT_QUICK_EXIT may still be in it */
+        if (C.so != NULL)
+                C.global_cleanup();
 }
 
 const char *nhttp_resolver(void)
 {
-        const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+        const curl_version_info_data *v = C.version_info(CURLVERSION_NOW);
         if (v->ares != NULL)
                 return "c-ares";
         if (v->features & CURL_VERSION_ASYNCHDNS)
@@ -76,9 +169,9 @@ static void req_unlink(struct nhttp_req *r)
 static void req_free(struct nhttp_req *r)
 {
         req_unlink(r);
-        curl_multi_remove_handle(r->h->multi, r->easy);
-        curl_easy_cleanup(r->easy);
-        curl_slist_free_all(r->headers);
+        C.multi_remove_handle(r->h->multi, r->easy);
+        C.easy_cleanup(r->easy);
+        C.slist_free_all(r->headers);
         free(r);
 }
 
@@ -87,22 +180,22 @@ static void collect(struct nhttp *h)
 {
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        while ((msg = C.multi_info_read(h->multi, &left)) != NULL) {
                 if (msg->msg != CURLMSG_DONE)
                         continue;
                 struct nhttp_req *r = NULL;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+                C.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
                 if (r == NULL)
                         continue;
                 CURLcode rc = msg->data.result;
                 long status = 0;
                 if (rc == CURLE_OK || rc == CURLE_WRITE_ERROR)
-                        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+                        C.easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
                 nhttp_done_fn fn = r->fn;
                 void *arg = r->arg;
                 /* freed first: the callback may start the next request */
                 req_free(r);
-                fn(arg, status, status > 0 ? NULL : curl_easy_strerror(rc));
+                fn(arg, status, status > 0 ? NULL : C.easy_strerror(rc));
         }
 }
 
@@ -114,7 +207,7 @@ static void on_socket(evutil_socket_t fd, short what, void *arg)
                 flags |= CURL_CSELECT_IN;
         if (what & EV_WRITE)
                 flags |= CURL_CSELECT_OUT;
-        curl_multi_socket_action(h->multi, fd, flags, &h->running);
+        C.multi_socket_action(h->multi, fd, flags, &h->running);
         collect(h);
 }
 
@@ -123,7 +216,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         struct nhttp *h = arg;
         (void)fd;
         (void)what;
-        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &h->running);
+        C.multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &h->running);
         collect(h);
 }
 
@@ -150,7 +243,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
                         abort();
                 k->h = h;
                 k->fd = s;
-                curl_multi_assign(h->multi, s, k);
+                C.multi_assign(h->multi, s, k);
         } else {
                 event_free(k->ev);
         }
@@ -180,14 +273,14 @@ struct nhttp *nhttp_new(struct event_base *base)
         if (h == NULL)
                 abort();
         h->base = base;
-        h->multi = curl_multi_init();
+        h->multi = C.multi_init();
         h->timer = evtimer_new(base, on_timer, h);
         if (h->multi == NULL || h->timer == NULL)
                 abort();
-        curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+        C.multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        C.multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+        C.multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        C.multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
         return h;
 }
 
@@ -199,7 +292,7 @@ void nhttp_free(struct nhttp *h)
                 req_free(h->reqs);
         /* curl_multi_cleanup says CURL_POLL_REMOVE for sockets still
          * watched; their events are freed there */
-        curl_multi_cleanup(h->multi);
+        C.multi_cleanup(h->multi);
         event_free(h->timer);
         free(h);
 }
@@ -223,21 +316,21 @@ struct nhttp_req *nhttp_post(struct nhttp *h, const struct nhttp_post *p, nhttp_
         r->h = h;
         r->fn = fn;
         r->arg = arg;
-        r->easy = curl_easy_init();
+        r->easy = C.easy_init();
         if (r->easy == NULL)
                 abort();
         struct curl_slist *hd = NULL;
-        hd = curl_slist_append(hd, "Content-Type: application/json");
+        hd = C.slist_append(hd, "Content-Type: application/json");
         /* no "Expect: 100-continue" round trip for a small body */
-        hd = curl_slist_append(hd, "Expect:");
-        hd = curl_slist_append(hd, "User-Agent: hdms-healthd/" HEALTHD_VERSION);
+        hd = C.slist_append(hd, "Expect:");
+        hd = C.slist_append(hd, "User-Agent: hdms-healthd/" HEALTHD_VERSION);
         if (p->bearer_token != NULL) {
                 size_t n = strlen(p->bearer_token) + 32;
                 char *line = malloc(n);
                 if (line == NULL)
                         abort();
                 snprintf(line, n, "Authorization: Bearer %s", p->bearer_token);
-                hd = curl_slist_append(hd, line);
+                hd = C.slist_append(hd, line);
                 explicit_bzero(line, n);
                 free(line);
         }
@@ -249,7 +342,7 @@ struct nhttp_req *nhttp_post(struct nhttp *h, const struct nhttp_post *p, nhttp_
 #define OPT(o, v)                                                                                  \
         do {                                                                                       \
                 if (rc == CURLE_OK)                                                                \
-                        rc = curl_easy_setopt(e, o, v);                                            \
+                        rc = C.easy_setopt(e, o, v);                                               \
         } while (0)
         OPT(CURLOPT_URL, p->url);
         OPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -273,9 +366,9 @@ struct nhttp_req *nhttp_post(struct nhttp *h, const struct nhttp_post *p, nhttp_
                 OPT(CURLOPT_CAINFO, p->ca_file);
 #undef OPT
         if (rc != CURLE_OK) {
-                snprintf(error, errlen, "%s", curl_easy_strerror(rc));
-                curl_easy_cleanup(e);
-                curl_slist_free_all(hd);
+                snprintf(error, errlen, "%s", C.easy_strerror(rc));
+                C.easy_cleanup(e);
+                C.slist_free_all(hd);
                 free(r);
                 return NULL;
         }
@@ -283,12 +376,12 @@ struct nhttp_req *nhttp_post(struct nhttp *h, const struct nhttp_post *p, nhttp_
         if (h->reqs != NULL)
                 h->reqs->prev = r;
         h->reqs = r;
-        CURLMcode mc = curl_multi_add_handle(h->multi, e);
+        CURLMcode mc = C.multi_add_handle(h->multi, e);
         if (mc != CURLM_OK) {
-                snprintf(error, errlen, "%s", curl_multi_strerror(mc));
+                snprintf(error, errlen, "%s", C.multi_strerror(mc));
                 req_unlink(r);
-                curl_easy_cleanup(e);
-                curl_slist_free_all(hd);
+                C.easy_cleanup(e);
+                C.slist_free_all(hd);
                 free(r);
                 return NULL;
         }

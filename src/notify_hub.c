@@ -170,8 +170,8 @@ struct notify_hub *notify_hub_new(struct event_base *base, const struct config *
         h->base = base;
         h->cfg = cfg;
         h->wall_minus_mono = wall_now() - mono_now();
-        h->http = nhttp_new(base);
         if (cfg->nnotifiers > 0) {
+                h->http = nhttp_new(base);
                 h->slots = calloc(cfg->nnotifiers, sizeof(*h->slots));
                 if (h->slots == NULL)
                         abort();
@@ -244,6 +244,9 @@ void notify_hub_reload(struct notify_hub *h, const struct config *cfg, struct en
         if (slots == NULL)
                 abort();
         h->cfg = cfg;
+        /* the first notifier a reload brings (libcurl loaded by then) */
+        if (h->http == NULL && cfg->nnotifiers > 0)
+                h->http = nhttp_new(h->base);
         for (size_t i = 0; i < cfg->nnotifiers; i++) {
                 const struct notify_conf *c = &cfg->notifiers[i];
                 for (size_t k = 0; k < h->nslots && slots[i] == NULL; k++) {

@@ -596,6 +596,29 @@ def test_reload_adds_a_notifier_that_learns_the_current_state(redis_server, daem
 
 
 
+def maps_libcurl(pid):
+    with open(f'/proc/{pid}/maps') as f:
+        return any('libcurl' in line for line in f)
+
+
+def test_libcurl_loaded_only_with_a_notifier(redis_server, daemon):
+    """A daemon without notifiers never maps libcurl (its memory is spent
+    on notifications only); the first notifier a reload brings loads it and
+    is served."""
+    with Receiver() as r:
+        base = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',))
+        d = daemon(config_text=base)
+        d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+        assert not maps_libcurl(d.pid), 'libcurl mapped with no notifier configured'
+        d.write_config(base + notifier('hook', r.url('/hook')))
+        d.signal(signal.SIGHUP)
+        d.wait_for(lambda: 'hook' in notifiers(d), 10, what='the notifier')
+        assert maps_libcurl(d.pid)
+        redis_server.kill_redis(signal.SIGKILL)
+        (req,) = r.wait_count(1, 10, what='the fail at the notifier')
+        assert req.json['event'] == 'fail' and req.json['target'] == 'redis-cache', req
+
+
 def test_restart_sends_no_duplicate(redis_server, daemon, tmp_path):
     """With a state file, a failure that lasts across a restart of the
     daemon is sent once; its recovery after the restart is sent."""
