@@ -110,7 +110,7 @@ clean:
 	rm -rf build
 
 format:
-	clang-format -i src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c
+	clang-format -i src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c bench/*.c
 
 check-format:
-	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c
+	clang-format --dry-run --Werror src/*.c include/*.h test/unit/*.c test/fuzz/*.c test/fuzz/*.h test/shim/*.c bench/*.c

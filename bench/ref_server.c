@@ -93,12 +93,11 @@ int main(int argc, char **argv)
         sa.sin_port = htons((uint16_t)port);
         inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
         struct event_base *base = event_base_new();
-        mhd = MHD_start_daemon(MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, answer, NULL,
-                               MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                               MHD_OPTION_CONNECTION_LIMIT, 256u,
-                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u,
-                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-                               MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
+        mhd = MHD_start_daemon(
+            MHD_USE_EPOLL, (uint16_t)port, NULL, NULL, answer, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 256u,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+            MHD_OPTION_SIGPIPE_HANDLED_BY_APP, (int)1, MHD_OPTION_END);
         if (base == NULL || mhd == NULL) {
                 fprintf(stderr, "ref-server: cannot listen on 127.0.0.1:%d\n", port);
                 return 1;

@@ -597,15 +597,21 @@ class Bench:
         ds = [Daemon(self, f'crowd-{i}').start() for i in range(runs)]
         for d in ds:
             d.wait_up_quietly()
+        ref = self.start_ref_client()
         time.sleep(self.n(5, 3, 1))
+        refs = {'empty': [], 'crowded': []}
 
-        def window():
+        def window(label):
             n0 = {d.name: self._checks(d) for d in ds}
             t0 = time.monotonic()
             c0 = {d.name: cpu_ns(d.pid) for d in ds}
+            r0 = cpu_ns(ref.pid) if ref else None
             time.sleep(secs)
             c1 = {d.name: cpu_ns(d.pid) for d in ds}
+            r1 = cpu_ns(ref.pid) if ref else None
             wall = time.monotonic() - t0
+            if ref and ref.poll() is None:
+                refs[label].append(100.0 * (r1 - r0) / (wall * 1e9))
             out = []
             for d in ds:
                 d.check_alive()
@@ -615,17 +621,25 @@ class Bench:
                             'cpu_us_per_check': cpu / 1e3 / checks if checks else None,
                             'checks_per_s': checks / wall})
             return out
-        empty = window()
-        crowd = Crowd(self.stack)
         try:
-            time.sleep(self.n(12, 12, 1))  # the slow figures read once crowded
-            crowded = window()
+            empty = window('empty')
+            crowd = Crowd(self.stack)
+            try:
+                time.sleep(self.n(12, 12, 1))  # the slow figures read once crowded
+                crowded = window('crowded')
+            finally:
+                crowd.close()
         finally:
-            crowd.close()
+            if ref:
+                ref.terminate()
+                ref.wait(10)
         for d in ds:
             d.stop()
         res = {'seconds': secs, 'runs': runs, 'pg_clients': crowd.pg_clients,
                'redis_clients': 30, 'workers': 4}
+        for label, xs in refs.items():
+            if xs:
+                res[f'ref_{label}_cpu_pct'] = summary(xs)
         for label, rs in (('empty', empty), ('crowded', crowded)):
             res[label] = {k: summary([r[k] for r in rs if r[k] is not None])
                           for k in ('cpu_pct', 'cpu_us_per_check', 'checks_per_s')}
@@ -636,6 +650,48 @@ class Bench:
         log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
             f'{res["crowded"]["cpu_pct"]["median"]:.3f}% crowded; per check {e:.1f} us empty, '
             f'{c:.1f} us crowded (x{res["per_check_ratio"]:.2f})')
+        if 'ref_crowded_cpu_pct' in res:
+            log(f'crowd: the reference client (the same round trips, nothing else) '
+                f'{res["ref_empty_cpu_pct"]["median"]:.3f}% empty, '
+                f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded')
+
+    def build_ref_client(self):
+        """bench/ref_client.c -> build/bench/ref-client (None if it cannot be built)."""
+        out = os.path.join(ROOT, 'build', 'bench', 'ref-client')
+        src = os.path.join(ROOT, 'bench', 'ref_client.c')
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+            return out
+        flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'libpq', 'libevent'],
+                               capture_output=True, text=True)
+        r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src,
+                            *flags.stdout.split()], capture_output=True, text=True)
+        if r.returncode != 0:
+            log(f'crowd: reference client not built: {r.stderr.strip()[:300]}')
+            return None
+        return out
+
+    def start_ref_client(self):
+        """The reference client on the bench's stack: the round trips of the
+        five default targets once a second (three Redis connections)."""
+        exe = self.build_ref_client()
+        if exe is None:
+            return None
+        st, p = self.stack, self.stack.passwords
+        env = dict(os.environ,
+                   REF_PG=f'host=127.0.0.1 port={st.pg_port} dbname=hdms user=healthd '
+                          f'password={p["healthd"]}',
+                   REF_PGBOUNCER=f'host=127.0.0.1 port={st.pgb_port} dbname=hdms user=healthd '
+                                 f'password={p["healthd"]}',
+                   REF_ADMIN=f'host=127.0.0.1 port={st.pgb_port} dbname=pgbouncer '
+                             f'user={localstack.PGB_ADMIN} password={p[localstack.PGB_ADMIN]}')
+        proc = subprocess.Popen([exe, str(st.redis_port), '3'], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            log(f'crowd: reference client exited at start ({proc.returncode})')
+            return None
+        return proc
 
     @staticmethod
     def _checks(d):

@@ -45,6 +45,11 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
     # round comes at once): about 5 a second, 6 in a short run; a counter
     # read twice would be 10 or more
     assert 3 < fp['checks_per_s']['median'] < 9, fp['checks_per_s']
+    cr = res['crowd']  # issue 13: the daemon beside the servers' crowd, and the floor
+    for label in ('empty', 'crowded'):
+        assert 0 < cr[label]['cpu_pct']['median'] < 25, (label, cr[label])
+        assert 0 < cr[f'ref_{label}_cpu_pct']['median'] < 25, (label, cr)
+    assert cr['pg_clients'] >= 40, cr['pg_clients']
     cost = res['cost']
     for kind in ('redis', 'redis-broker', 'postgres', 'pgbouncer'):
         k = cost['kinds'][kind]
@@ -95,4 +100,5 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
     goals = text.split('### Goals')[1].split('###')[0]
     assert 'not measured' not in goals, goals
     assert '### 7. State file' in text
+    assert 'The reference client (bench/ref_client.c)' in text.split(mark)[1]
     assert (root / 'docs' / 'performance.png').stat().st_size > 10000
