@@ -180,6 +180,13 @@ def render(r, baseline=None):
         w(f'The HTTP floor of the moment, the reference server (section 3) driven the same way in '
           f'the same rounds: {ms(ref["rps"], 0, " req/s")}, p99 {ms(ref["p99_ms"], 2, " ms")}.')
         w('')
+    cref = _get(r, 'crowd', 'ref_crowded_cpu_pct')
+    if cref:
+        w('The check floor of the moment, the reference client (section 1b: the five '
+          'targets\' round trips once a second, nothing else) in the same windows: '
+          f'{ms(_get(r, "crowd", "ref_empty_cpu_pct"), 3, " %")} of one core with the servers '
+          f'empty, {ms(cref, 3, " %")} beside the crowd.')
+        w('')
 
     f = r.get('footprint')
     if f:
@@ -400,17 +407,20 @@ def render(r, baseline=None):
     if cr:
         w('### 1b. The servers\' crowd (five default targets at 1 s)')
         w('')
-        w(f'{cr.get("runs", 1)} daemons x {cr["seconds"]} s with the servers empty, then as long '
-          f'beside {cr.get("pg_clients")} idle PgBouncer clients, {cr.get("redis_clients")} idle '
-          f'Redis clients and {cr.get("workers")} workers blocked in BRPOP on db 2 (a '
-          'production-shaped stack). What a check reads of the servers (CLIENT LIST, SHOW '
-          'SERVERS, SHOW LISTS) grows with the crowd; docs/checks.md says which figure is read '
-          'how often.')
+        w(f'{cr.get("runs", 1)} daemons side by side, {cr.get("rounds", 1)} rounds of a '
+          f'{cr["seconds"]} s window with the servers empty, then one as long beside '
+          f'{cr.get("pg_clients")} PgBouncer clients (the crowd\'s 40 and the daemons\' own), '
+          f'{cr.get("redis_clients")} idle Redis clients and {cr.get("workers")} workers '
+          'blocked in BRPOP on db 2 (a production-shaped stack). What a check reads of the '
+          'servers (CLIENT LIST, SHOW SERVERS, SHOW LISTS) grows with the crowd; '
+          'docs/checks.md says which figure is read how often.')
         w('')
         w('| | empty | crowded |')
         w('|---|---|---|')
         for label, key, digits, unit in (('daemon CPU, % of one core', 'cpu_pct', 3, ' %'),
                                          ('CPU per check', 'cpu_us_per_check', 1, ' us'),
+                                         ('CPU per check above the reference client\'s',
+                                          'net_us_per_check', 1, ' us'),
                                          ('checks per second', 'checks_per_s', 2, '')):
             w(f'| {label} | {ms(_get(cr, "empty", key), digits, unit)} | '
               f'{ms(_get(cr, "crowded", key), digits, unit)} |')
@@ -419,6 +429,10 @@ def render(r, baseline=None):
               f'{ms(cr.get("ref_empty_cpu_pct"), 3, " %")} | '
               f'{ms(cr.get("ref_crowded_cpu_pct"), 3, " %")} |')
         w('')
+        if cr.get('net_per_check_ratio') is not None:
+            w(f'CPU per check crowded / empty: {cr["per_check_ratio"]:.2f}; above the reference '
+              f'client\'s, in the same windows: {cr["net_per_check_ratio"]:.2f}.')
+            w('')
         ref = _get(cr, 'ref_crowded_cpu_pct')
         own = _get(cr, 'crowded', 'cpu_pct')
         if ref is not None and own is not None:

@@ -98,6 +98,10 @@ def summary(values):
 # ----- /proc
 
 
+def _get_median(s):
+    return s.get('median') if isinstance(s, dict) else None
+
+
 def cpu_ns(pid):
     """CPU time of every thread of pid, in ns (scheduler accounting, not
     10 ms ticks)."""
@@ -587,18 +591,25 @@ class Bench:
 
     def crowd(self):
         """Idle CPU of five default targets at 1 s, the servers empty and
-        then crowded (Crowd): a check should cost what its round trips
-        cost, not what the size of the servers' client lists is."""
-        runs = self.n(3, 2, 1)
-        secs = self.n(60, 20, 2)
-        log(f'crowd: {runs} daemons side by side, five default targets at 1 s, {secs} s '
-            'with the servers empty, then as long beside 40 PgBouncer clients, 30 idle Redis '
-            'clients and 4 workers in BRPOP')
-        ds = [Daemon(self, f'crowd-{i}').start() for i in range(runs)]
+        then crowded (Crowd), in alternating windows: a check should cost
+        what its round trips cost, not what the size of the servers' client
+        lists is. The reference client (bench/ref_client.c) makes the same
+        round trips in the same windows and nothing else: the machine's
+        floor of the moment."""
+        daemons = self.n(3, 2, 1)
+        rounds = self.n(3, 2, 1)
+        secs = self.n(30, 15, 2)
+        settle = self.n(12, 12, 1)  # the slow figures (every 10 s) read again
+        log(f'crowd: {daemons} daemons side by side, five default targets at 1 s, {rounds} '
+            f'rounds of {secs} s with the servers empty, then as long beside 40 PgBouncer '
+            'clients, 30 idle Redis clients and 4 workers in BRPOP; the reference client in '
+            'the same windows')
+        ds = [Daemon(self, f'crowd-{i}').start() for i in range(daemons)]
         for d in ds:
             d.wait_up_quietly()
         ref = self.start_ref_client()
         time.sleep(self.n(5, 3, 1))
+        wins = {'empty': [], 'crowded': []}
         refs = {'empty': [], 'crowded': []}
 
         def window(label):
@@ -610,42 +621,53 @@ class Bench:
             c1 = {d.name: cpu_ns(d.pid) for d in ds}
             r1 = cpu_ns(ref.pid) if ref else None
             wall = time.monotonic() - t0
-            if ref and ref.poll() is None:
-                refs[label].append(100.0 * (r1 - r0) / (wall * 1e9))
-            out = []
+            ref_ns = r1 - r0 if ref and ref.poll() is None else None
+            if ref_ns is not None:
+                refs[label].append(100.0 * ref_ns / (wall * 1e9))
             for d in ds:
                 d.check_alive()
                 cpu = c1[d.name] - c0[d.name]
                 checks = self._checks(d) - n0[d.name]
-                out.append({'cpu_pct': 100.0 * cpu / (wall * 1e9),
-                            'cpu_us_per_check': cpu / 1e3 / checks if checks else None,
-                            'checks_per_s': checks / wall})
-            return out
+                wins[label].append({
+                    'cpu_pct': 100.0 * cpu / (wall * 1e9),
+                    'cpu_us_per_check': cpu / 1e3 / checks if checks else None,
+                    # above the floor: what the daemon adds to the round trips
+                    'net_us_per_check': ((cpu - ref_ns) / 1e3 / checks
+                                         if checks and ref_ns is not None else None),
+                    'checks_per_s': checks / wall})
+
+        pg_clients = None
         try:
-            empty = window('empty')
-            crowd = Crowd(self.stack)
-            try:
-                time.sleep(self.n(12, 12, 1))  # the slow figures read once crowded
-                crowded = window('crowded')
-            finally:
-                crowd.close()
+            for r in range(rounds):
+                window('empty')
+                crowd = Crowd(self.stack)
+                try:
+                    time.sleep(settle)
+                    window('crowded')
+                finally:
+                    crowd.close()
+                pg_clients = crowd.pg_clients
+                if r + 1 < rounds:
+                    time.sleep(settle)
         finally:
             if ref:
                 ref.terminate()
                 ref.wait(10)
         for d in ds:
             d.stop()
-        res = {'seconds': secs, 'runs': runs, 'pg_clients': crowd.pg_clients,
+        res = {'seconds': secs, 'runs': daemons, 'rounds': rounds, 'pg_clients': pg_clients,
                'redis_clients': 30, 'workers': 4}
-        for label, xs in refs.items():
-            if xs:
-                res[f'ref_{label}_cpu_pct'] = summary(xs)
-        for label, rs in (('empty', empty), ('crowded', crowded)):
-            res[label] = {k: summary([r[k] for r in rs if r[k] is not None])
-                          for k in ('cpu_pct', 'cpu_us_per_check', 'checks_per_s')}
+        keys = ('cpu_pct', 'cpu_us_per_check', 'net_us_per_check', 'checks_per_s')
+        for label, rs in wins.items():
+            res[label] = {k: summary([x[k] for x in rs if x[k] is not None]) for k in keys}
             res[label]['raw'] = rs
+            if refs[label]:
+                res[f'ref_{label}_cpu_pct'] = summary(refs[label])
         e, c = res['empty']['cpu_us_per_check']['median'], res['crowded']['cpu_us_per_check']['median']
         res['per_check_ratio'] = c / e if e else None
+        ne = _get_median(res['empty'].get('net_us_per_check'))
+        nc = _get_median(res['crowded'].get('net_us_per_check'))
+        res['net_per_check_ratio'] = nc / ne if ne and nc is not None else None
         self.results['crowd'] = res
         log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
             f'{res["crowded"]["cpu_pct"]["median"]:.3f}% crowded; per check {e:.1f} us empty, '
@@ -653,7 +675,8 @@ class Bench:
         if 'ref_crowded_cpu_pct' in res:
             log(f'crowd: the reference client (the same round trips, nothing else) '
                 f'{res["ref_empty_cpu_pct"]["median"]:.3f}% empty, '
-                f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded')
+                f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded; the daemon above it '
+                f'{ne or 0:.1f} us a check empty, {nc or 0:.1f} us crowded')
 
     def build_ref_client(self):
         """bench/ref_client.c -> build/bench/ref-client (None if it cannot be built)."""
