@@ -29,7 +29,10 @@ struct pgc {
         struct event *ev;
         const char *const *queries; /* sent one after the other */
         int next;
+        int busy; /* a round's queries not all answered yet */
 };
+
+static long late; /* ticks that found a round still running (reported at exit) */
 
 static const char *const select1[] = {"SELECT 1", NULL};
 static const char *const admin[] = {"SHOW LISTS", "SHOW POOLS", NULL};
@@ -37,10 +40,13 @@ static const char *const admin[] = {"SHOW LISTS", "SHOW POOLS", NULL};
 static void send_next(struct pgc *c)
 {
         const char *q = c->queries[c->next];
-        if (q == NULL)
+        if (q == NULL) {
+                c->busy = 0;
                 return;
+        }
         c->next++;
-        if (!PQsendQuery(c->conn, q) || PQflush(c->conn) != 0) {
+        /* a few bytes on a fresh socket: sent at once (-1 is the error) */
+        if (!PQsendQuery(c->conn, q) || PQflush(c->conn) == -1) {
                 fprintf(stderr, "ref-client: %s", PQerrorMessage(c->conn));
                 exit(1);
         }
@@ -60,6 +66,10 @@ static void on_pg(evutil_socket_t fd, short what, void *arg)
                 if (r == NULL) {
                         send_next(c); /* the query is over: the next one */
                         break;
+                }
+                if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                        fprintf(stderr, "ref-client: %s", PQresultErrorMessage(r));
+                        exit(1);
                 }
                 PQclear(r);
         }
@@ -87,6 +97,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         (void)what;
         (void)arg;
         for (int i = 0; i < 3; i++) {
+                if (pgs[i].busy) { /* a slow server: this round skipped */
+                        late++;
+                        continue;
+                }
+                pgs[i].busy = 1;
                 pgs[i].next = 0;
                 send_next(&pgs[i]);
         }
@@ -114,12 +129,18 @@ int main(int argc, char **argv)
                 return 2;
         }
         nredis = atoi(argv[2]);
-        if (nredis < 0 || nredis > MAX_REDIS)
+        int port = atoi(argv[1]);
+        if (nredis < 0 || nredis > MAX_REDIS || port <= 0 || port > 65535)
                 return 2;
+        signal(SIGPIPE, SIG_IGN); /* a closed Redis: an error message, not a silent death */
         struct event_config *ec = event_config_new();
+        if (ec == NULL)
+                return 1;
         event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
         struct event_base *base = event_base_new_with_config(ec);
         event_config_free(ec);
+        if (base == NULL)
+                return 1;
         for (int i = 0; i < 3; i++) {
                 struct pgc *c = &pgs[i];
                 c->conn = PQconnectdb(conninfo[i]);
@@ -133,7 +154,7 @@ int main(int argc, char **argv)
                 c->ev = event_new(base, PQsocket(c->conn), EV_READ | EV_PERSIST, on_pg, c);
                 event_add(c->ev, NULL);
         }
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1]))};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         struct event *revs[MAX_REDIS];
         for (int i = 0; i < nredis; i++) {
@@ -152,6 +173,8 @@ int main(int argc, char **argv)
         struct event *term = evsignal_new(base, SIGTERM, on_term, base);
         event_add(term, NULL);
         event_base_dispatch(base);
+        if (late > 0)
+                fprintf(stderr, "ref-client: %ld rounds found a query still running\n", late);
         for (int i = 0; i < nredis; i++) {
                 event_free(revs[i]);
                 close(redis_fds[i]);

@@ -31,7 +31,6 @@ typedef void (*nhttp_done_fn)(void *arg, long status, const char *error);
  * daemon calls it when a configuration names a notifier, so a daemon
  * without notifiers never maps libcurl. */
 bool nhttp_load(char *error, size_t errlen);
-bool nhttp_loaded(void);
 /* curl_global_cleanup, when loaded. */
 void nhttp_global_cleanup(void);
 

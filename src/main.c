@@ -197,11 +197,6 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                 log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
                 return;
         }
-        if (n->nnotifiers > 0 && !nhttp_load(err, sizeof(err))) {
-                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
-                config_free(n);
-                return;
-        }
         if (strcmp(n->listen_host, d->cfg->listen_host) != 0 ||
             n->listen_port != d->cfg->listen_port ||
             n->http_max_connections != d->cfg->http_max_connections ||
@@ -227,6 +222,14 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
                  (pair = http_tls_load(n->tls_cert_file, n->tls_key_file, err, sizeof(err))) ==
                      NULL) {
                 log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                config_free(n);
+                return;
+        }
+        /* the first notifier: libcurl loaded (late, so that a reload
+         * refused for another reason does not load it) */
+        if (n->nnotifiers > 0 && !nhttp_load(err, sizeof(err))) {
+                log_msg(LOG_ERROR, NULL, "reload refused, the old configuration stays: %s", err);
+                http_tls_free(pair);
                 config_free(n);
                 return;
         }
@@ -451,8 +454,11 @@ int main(int argc, char **argv)
         /* One malloc arena: glibc gives each login thread its own (64 MiB
          * reserved, ~80 KiB touched and kept), for threads that live a few
          * milliseconds and allocate little.  The operator's
-         * MALLOC_ARENA_MAX wins. */
-        if (getenv("MALLOC_ARENA_MAX") == NULL)
+         * MALLOC_ARENA_MAX (or GLIBC_TUNABLES' glibc.malloc.arena_max)
+         * wins. */
+        const char *tun = getenv("GLIBC_TUNABLES");
+        if (getenv("MALLOC_ARENA_MAX") == NULL &&
+            (tun == NULL || strstr(tun, "glibc.malloc.arena_max") == NULL))
                 mallopt(M_ARENA_MAX, 1);
 
         if (argc > 1 && strcmp(argv[1], "probe") == 0) {
@@ -528,7 +534,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "hdms-healthd: configuration error: %s\n", err);
                 return 2;
         }
-        if (d.cfg->nnotifiers > 0 && !nhttp_load(err, sizeof(err))) {
+        /* --once sends no notification */
+        if (!once && d.cfg->nnotifiers > 0 && !nhttp_load(err, sizeof(err))) {
                 fprintf(stderr, "hdms-healthd: configuration error: %s\n", err);
                 config_free(d.cfg);
                 return 2;

@@ -110,11 +110,16 @@ bool nhttp_load(char *error, size_t errlen)
                 /* POSIX's dlsym gives functions as void *: copied, not cast */
                 memcpy(syms[i].slot, &f, sizeof(f));
         }
-        /* CURLOPT_QUICK_EXIT (below) is 7.87's; curl_global_init is
-         * thread-safe (login threads may be running) from 7.84 */
+        /* CURLOPT_QUICK_EXIT (below) is 7.87's; curl_global_init may run
+         * beside the login threads (a reload that adds the first
+         * notifier) only where libcurl says it is thread-safe
+         * (CURL_VERSION_THREADSAFE, 7.84 and later, Debian's build) */
         const curl_version_info_data *v = C.version_info(CURLVERSION_NOW);
-        if (v->version_num < 0x075700) {
-                snprintf(error, errlen, "notifications need libcurl 7.87 or later, %s is %s",
+        const char *why = v->version_num < 0x075700                  ? "7.87 or later"
+                          : !(v->features & CURL_VERSION_THREADSAFE) ? "a thread-safe build"
+                                                                     : NULL;
+        if (why != NULL) {
+                snprintf(error, errlen, "notifications need libcurl %s, %s is %s", why,
                          NHTTP_LIBCURL, v->version);
                 dlclose(so);
                 memset(&C, 0, sizeof(C));
@@ -130,11 +135,6 @@ bool nhttp_load(char *error, size_t errlen)
         }
         C.so = so;
         return true;
-}
-
-bool nhttp_loaded(void)
-{
-        return C.so != NULL;
 }
 
 void nhttp_global_cleanup(void)

@@ -245,8 +245,12 @@ void notify_hub_reload(struct notify_hub *h, const struct config *cfg, struct en
                 abort();
         h->cfg = cfg;
         /* the first notifier a reload brings (libcurl loaded by then) */
-        if (h->http == NULL && cfg->nnotifiers > 0)
+        if (h->http == NULL && cfg->nnotifiers > 0) {
                 h->http = nhttp_new(h->base);
+                log_msg(LOG_INFO, NULL,
+                        "reload: notifications on (HTTP by libcurl, %s name resolution)",
+                        nhttp_resolver());
+        }
         for (size_t i = 0; i < cfg->nnotifiers; i++) {
                 const struct notify_conf *c = &cfg->notifiers[i];
                 for (size_t k = 0; k < h->nslots && slots[i] == NULL; k++) {
