@@ -460,6 +460,24 @@ class Crowd:
 # ----- config files
 
 
+def build_c(name, *pkgs):
+    """bench/NAME.c -> build/bench/NAME with dashes (a reference program
+    the bench runs beside the daemon); None if it cannot be built."""
+    out = os.path.join(ROOT, 'build', 'bench', name.replace('_', '-'))
+    src = os.path.join(ROOT, 'bench', f'{name}.c')
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        return out
+    flags = subprocess.run(['pkg-config', '--cflags', '--libs', *pkgs],
+                           capture_output=True, text=True)
+    r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src,
+                        *flags.stdout.split()], capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f'{name} not built: {r.stderr.strip()[:300]}')
+        return None
+    return out
+
+
 def target_conf(stack, kind, name, **extra):
     p = stack.passwords
     if kind == 'postgres':
@@ -678,26 +696,10 @@ class Bench:
                 f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded; the daemon above it '
                 f'{ne or 0:.1f} us a check empty, {nc or 0:.1f} us crowded')
 
-    def build_ref_client(self):
-        """bench/ref_client.c -> build/bench/ref-client (None if it cannot be built)."""
-        out = os.path.join(ROOT, 'build', 'bench', 'ref-client')
-        src = os.path.join(ROOT, 'bench', 'ref_client.c')
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
-            return out
-        flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'libpq', 'libevent'],
-                               capture_output=True, text=True)
-        r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src,
-                            *flags.stdout.split()], capture_output=True, text=True)
-        if r.returncode != 0:
-            log(f'crowd: reference client not built: {r.stderr.strip()[:300]}')
-            return None
-        return out
-
     def start_ref_client(self):
         """The reference client on the bench's stack: the round trips of the
         five default targets once a second (three Redis connections)."""
-        exe = self.build_ref_client()
+        exe = build_c('ref_client', 'libpq', 'libevent')
         if exe is None:
             return None
         st, p = self.stack, self.stack.passwords
@@ -865,22 +867,6 @@ class Bench:
                  ('metrics', '/metrics', ()),
                  ('metrics_gzip', '/metrics', ('Accept-Encoding: gzip',)))
 
-    def build_ref_server(self):
-        """bench/ref_server.c -> build/bench/ref-server (None if it cannot be built)."""
-        out = os.path.join(ROOT, 'build', 'bench', 'ref-server')
-        src = os.path.join(ROOT, 'bench', 'ref_server.c')
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
-            return out
-        flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'libmicrohttpd', 'libevent'],
-                               capture_output=True, text=True)
-        r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src,
-                            *flags.stdout.split()], capture_output=True, text=True)
-        if r.returncode != 0:
-            log(f'http: reference server not built: {r.stderr.strip()[:300]}')
-            return None
-        return out
-
     def _wrk(self, port, path, secs, pid, headers=()):
         lua = os.path.join(ROOT, 'bench', 'wrk_report.lua')
         c0 = cpu_ns(pid)
@@ -924,7 +910,7 @@ class Bench:
         small.wait_ready()
         time.sleep(1.0)
         small.http.close()
-        ref_bin = self.build_ref_server()
+        ref_bin = build_c('ref_server', 'libmicrohttpd', 'libevent')
         ref, ref_port = None, free_port()
         ref_small, ref_small_port = None, free_port()
         if ref_bin:
