@@ -27,7 +27,8 @@ typedef void (*nhttp_done_fn)(void *arg, long status, const char *error);
 #define NHTTP_LIBCURL "libcurl.so.4"
 
 /* Loads libcurl (dlopen) and initialises it, once: false with `error` when
- * it is missing or older than 7.87.  Every other verb needs it loaded; the
+ * it is missing, older than 7.87 or not built thread-safe (it may be loaded
+ * beside the login threads).  Every other verb needs it loaded; the
  * daemon calls it when a configuration names a notifier, so a daemon
  * without notifiers never maps libcurl. */
 bool nhttp_load(char *error, size_t errlen);
