@@ -98,10 +98,6 @@ def summary(values):
 # ----- /proc
 
 
-def _get_median(s):
-    return s.get('median') if isinstance(s, dict) else None
-
-
 def cpu_ns(pid):
     """CPU time of every thread of pid, in ns (scheduler accounting, not
     10 ms ticks)."""
@@ -683,8 +679,8 @@ class Bench:
                 res[f'ref_{label}_cpu_pct'] = summary(refs[label])
         e, c = res['empty']['cpu_us_per_check']['median'], res['crowded']['cpu_us_per_check']['median']
         res['per_check_ratio'] = c / e if e else None
-        ne = _get_median(res['empty'].get('net_us_per_check'))
-        nc = _get_median(res['crowded'].get('net_us_per_check'))
+        ne = res['empty']['net_us_per_check']['median']  # summary(): None when unmeasured
+        nc = res['crowded']['net_us_per_check']['median']
         res['net_per_check_ratio'] = nc / ne if ne and nc is not None else None
         self.results['crowd'] = res
         log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
