@@ -1,8 +1,9 @@
 /* The check floor for bench/run.py: the round trips of the five default
  * targets and nothing else.  Once a second, on connections made at start:
- * "SELECT 1" to PostgreSQL, "SELECT 1" through PgBouncer, "SHOW LISTS" then
- * "SHOW POOLS" on PgBouncer's admin console (two round trips one after the
- * other, as the daemon's check), and PING on each Redis connection.  No
+ * "SHOW POOLS" then "SHOW LISTS" on PgBouncer's admin console (two round
+ * trips one after the other, the first sent ahead of the pooled query, as
+ * the daemon's check), "SELECT 1" through PgBouncer and to PostgreSQL, and
+ * PING on each Redis connection.  No
  * parsing, no judging, no records: its CPU beside the daemon's, in the same
  * windows, is what this machine charges for the wakeups and loopback round
  * trips alone.
@@ -35,7 +36,7 @@ struct pgc {
 static long late; /* ticks that found a round still running (reported at exit) */
 
 static const char *const select1[] = {"SELECT 1", NULL};
-static const char *const admin[] = {"SHOW LISTS", "SHOW POOLS", NULL};
+static const char *const admin[] = {"SHOW POOLS", "SHOW LISTS", NULL};
 
 static void send_next(struct pgc *c)
 {
@@ -96,8 +97,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         (void)arg;
-        for (int i = 0; i < 3; i++) {
-                if (pgs[i].busy) { /* a slow server: this round skipped */
+        for (int i = 2; i >= 0; i--) { /* the admin console first */
+                if (pgs[i].busy) {     /* a slow server: this round skipped */
                         late++;
                         continue;
                 }

@@ -443,7 +443,7 @@ def render(r, baseline=None):
         if ref is not None and own is not None:
             w('The reference client (bench/ref_client.c) runs in the same windows and makes '
               'the round trips of the five targets once a second on connections it keeps: '
-              'SELECT 1 to PostgreSQL and through PgBouncer, SHOW LISTS then SHOW POOLS on '
+              'SELECT 1 to PostgreSQL and through PgBouncer, SHOW POOLS then SHOW LISTS on '
               'the admin console, PING on three Redis connections; it parses and records '
               'nothing. Its CPU is what this machine charges for those wakeups and loopback '
               f'round trips alone: {ref["median"]:.3f} % of a core, against the goal\'s '

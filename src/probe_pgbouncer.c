@@ -2,27 +2,31 @@
  * side by side in one check.
  *
  *   the pooler:        SET LOCAL statement_timeout; SELECT 1   (the app database)
- *   the admin console: SHOW LISTS, [SERVERS, CONFIG], then POOLS
+ *   the admin console: SHOW POOLS, LISTS, [SERVERS, CONFIG]
  *                      (one command per Query, simple protocol only)
  *
  * The pooled query decides pass or fail; the admin console only warns (the
- * pooler may serve while its console refuses us).  SHOW POOLS waits for
- * the pooled query to end, so the probe's own client is never counted as
- * waiting; the commands before it run beside the pooled query.  Each
- * half's progress is one enum; the check ends when both are DONE, through
- * maybe_finish().
+ * pooler may serve while its console refuses us).  Each half's progress is
+ * one enum; the check ends when both are DONE, through maybe_finish().
  *
- * SHOW POOLS (clients waiting) and SHOW LISTS (clients in use, a few fixed
- * rows) change from one second to the next and are read at every check.
- * SHOW SERVERS (the bypass check's snapshot, a row per server connection)
- * and SHOW CONFIG (pool mode and sizes, some eighty rows that rarely
- * change) are read every PGB_SLOW_EVERY_S, and at once on a new admin
- * connection; between reads their last figures are judged again, so a
- * warning they raise holds at every check.  SHOW DATABASES (a pause) only
- * explains a pooled query that does not answer, so it is read only when
- * the pooled query has not answered within half the timeout: a quick
- * check costs two round trips on the console, not three (each round trip
- * is a loop turn, most of what an idle check costs). */
+ * SHOW POOLS (clients waiting) and SHOW LISTS (clients in use, those still
+ * logging in included) change from one second to the next and are read at
+ * every check.  SHOW POOLS must not count the probe's own client as
+ * waiting: with the console connected at the start of the check, it is
+ * sent before the pooled query, and PgBouncer serves its sockets in the
+ * order their data arrived, so the pool is read while the probe's client
+ * is idle; the console's commands then run beside the pooled query instead
+ * of after it.  Otherwise (the console logs in first) SHOW POOLS waits for
+ * the pooled query to end.  SHOW SERVERS (the bypass check's snapshot, a
+ * row per server connection) and SHOW CONFIG (pool mode and sizes, some
+ * eighty rows that rarely change) are read every PGB_SLOW_EVERY_S, and at
+ * once on a new admin connection; between reads their last figures are
+ * judged again, so a warning they raise holds at every check.  SHOW
+ * DATABASES (a pause) only explains a pooled query that does not answer,
+ * so it is read only when the pooled query has not answered within half
+ * the timeout.  A round trip
+ * that waits for another is a loop turn of its own, and a loop turn is
+ * most of what an idle check costs. */
 #include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
@@ -59,6 +63,8 @@ struct pgb_probe {
         bool want_databases;       /* the pooled query is slow: read SHOW DATABASES */
         struct event *slow_pooled; /* half the timeout after the pooled query */
         bool slow_due;             /* this check reads the slow figures too */
+        bool pools_first;          /* SHOW POOLS goes before the pooled query */
+        bool settings_judged;      /* judge_settings() has run in this check */
         double slow_at;            /* mono_now() of their last complete read, 0 = never */
         struct pgb_config cf;      /* SHOW CONFIG as last read */
         bool cf_ok;
@@ -325,6 +331,8 @@ static void show_done(struct pgconn *c, bool ok, void *arg)
 static int next_show(const struct pgb_probe *p)
 {
         static const int order[] = {SHOW_LISTS, SHOW_SERVERS, SHOW_CONFIG};
+        if (p->pools_first && !(p->shows_done & (1u << SHOW_POOLS)))
+                return SHOW_POOLS;
         if (p->want_databases && !(p->shows_done & (1u << SHOW_DATABASES)))
                 return SHOW_DATABASES;
         for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
@@ -346,7 +354,9 @@ static void admin_run(struct pgb_probe *p)
         if (show >= N_SHOWS) {
                 if (p->slow_due && p->cf_ok)
                         p->slow_at = mono_now();
-                judge_settings(p);
+                if (!p->settings_judged)
+                        judge_settings(p);
+                p->settings_judged = true;
                 p->admin_step = ADMIN_DONE;
                 maybe_finish(p);
                 return;
@@ -368,6 +378,8 @@ static void on_slow_pooled(evutil_socket_t fd, short what, void *arg)
         p->want_databases = true;
         if (p->admin_step == ADMIN_PARKED)
                 admin_run(p);
+        else if (p->admin_step == ADMIN_DONE && pgconn_usable(p->admin))
+                admin_run(p); /* SHOW POOLS went first, and its part is done */
         /* a SHOW in flight or a login: admin_run() asks for it next */
 }
 
@@ -382,17 +394,22 @@ static void admin_connected(struct pgconn *c, bool ok, void *arg)
         admin_run(p);
 }
 
+/* Called before the pooled half starts: a connected console sends SHOW
+ * POOLS now, ahead of the pooled query (see the top of this file). */
 static void admin_start(struct pgb_probe *p)
 {
         const struct target_conf *tc = conf(p);
-        p->show = SHOW_LISTS;
+        p->show = SHOW_POOLS;
         p->shows_done = 0;
         p->want_databases = false;
-        if (pgconn_usable(p->admin)) {
+        p->settings_judged = false;
+        p->pools_first = pgconn_usable(p->admin);
+        if (p->pools_first) {
                 p->slow_due = p->slow_at == 0 || mono_now() - p->slow_at >= PGB_SLOW_EVERY_S;
                 admin_run(p);
                 return;
         }
+        p->show = SHOW_LISTS;
         p->slow_due = true; /* a new console connection: read everything */
         p->admin_step = ADMIN_LOGIN;
         struct pgconn_params cp =
@@ -517,9 +534,12 @@ static void start(void *vp, const char *addr)
         if (addr != NULL)
                 snprintf(p->addr, sizeof(p->addr), "%s", addr);
         /* both halves count as under way before either can call back, so
-         * that a pooled half failing at once does not end the check */
+         * that a pooled half failing at once does not end the check; the
+         * console first, so that its SHOW POOLS is ahead of the pooled
+         * query */
         p->pooler_step = POOLER_LOGIN;
         p->admin_step = ADMIN_LOGIN;
+        admin_start(p);
         if (pgconn_usable(p->pooler)) {
                 pooler_query(p);
         } else {
@@ -527,7 +547,6 @@ static void start(void *vp, const char *addr)
                     pgconn_params_for(tc, p->addr, tc->dbname, tc->user, tc->password);
                 pgconn_connect(p->pooler, &cp, pooler_connected);
         }
-        admin_start(p);
 }
 
 static bool connected_now(void *vp)

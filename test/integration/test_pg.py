@@ -311,6 +311,47 @@ def test_pgbouncer_pause_and_resume(stack, daemon):
     print(f'pgbouncer pass {secs:.2f} s after RESUME')
 
 
+# ----- 4b. the daemon's own client is never counted as waiting
+
+def test_pgbouncer_own_client_never_counted_waiting(stack, daemon):
+    """SHOW POOLS runs beside the pooled query, sent ahead of it: the pools
+    are read while the daemon's client is idle. With server_lifetime 0
+    PgBouncer closes each server connection after one use, so every pooled
+    query waits in its pool for a new server login: read after the query,
+    the daemon's client would show as waiting."""
+    def server_logins():
+        with open(stack.logs['pg'], 'rb') as f:
+            n = f.read().count(b'connection authorized: user=healthd database=hdms')
+        return n - own_logins(stack)
+
+    stack.pgb_admin('SET server_lifetime = 0')
+    try:
+        d = start_daemon(daemon, stack)
+
+        def own_pool():
+            pools = {m['componentId']: m['observedValue']
+                     for m in measurements(d, 'pgbouncer', 'clientsWaiting')}
+            return pools.get('hdms/healthd')
+
+        logins0 = server_logins()
+        checks0 = target_report(d, 'pgbouncer')['checks']
+        seen = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            seen.append(own_pool())
+            time.sleep(0.1)
+        t = target_report(d, 'pgbouncer')
+        checks = t['checks'] - checks0
+        assert checks >= 4, t
+        assert t['status'] == 'pass', t
+        # a server login for (nearly) every pooled query: each one waited
+        assert server_logins() - logins0 >= checks - 1, (server_logins() - logins0, checks)
+        assert None not in seen, seen
+        assert set(seen) == {0}, seen
+    finally:
+        stack.pgb_admin('SET server_lifetime = 3600')
+
+
 # ----- 5. clients waiting in another pool than the daemon's
 
 def test_pgbouncer_clients_waiting_in_other_pool(stack, daemon):
