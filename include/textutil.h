@@ -110,4 +110,13 @@ bool text_ieq(const char *a, size_t len, const char *b);
  */
 int url_origin(const char *url, char *out, size_t len);
 
+/*
+ * A Redis command as the RESP array of bulk strings the server reads
+ * ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), the bytes hiredis's
+ * redisFormatCommandArgv() writes, without its printf-style formatting.
+ * Each argv[i] is a NUL-terminated string. Returns the length written
+ * (buf is NUL-terminated too), or -1 when it does not fit in size bytes.
+ */
+long resp_format(char *buf, size_t size, int argc, const char *const *argv);
+
 #endif /* HEALTHD_TEXTUTIL_H */

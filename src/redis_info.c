@@ -93,6 +93,8 @@ enum field_kind {
 
 struct field {
         const char *name;
+        size_t len; /* strlen(name): an INFO reply is some 150 lines, each
+                       compared with every field */
         enum field_kind kind;
         size_t off;
         size_t size; /* F_STR only */
@@ -100,9 +102,9 @@ struct field {
 
 /* Table rows: the field's name in INFO is the member's name. */
 // clang-format off
-#define FSTR(n)  {#n, F_STR, offsetof(struct redis_info, n), sizeof(((struct redis_info *)0)->n)}
-#define FLL(n)   {#n, F_LL, offsetof(struct redis_info, n), 0}
-#define FFLAG(n) {#n, F_FLAG, offsetof(struct redis_info, n), 0}
+#define FSTR(n)  {#n, sizeof(#n) - 1, F_STR, offsetof(struct redis_info, n), sizeof(((struct redis_info *)0)->n)}
+#define FLL(n)   {#n, sizeof(#n) - 1, F_LL, offsetof(struct redis_info, n), 0}
+#define FFLAG(n) {#n, sizeof(#n) - 1, F_FLAG, offsetof(struct redis_info, n), 0}
 // clang-format on
 
 static const struct field info_fields[] = {
@@ -119,8 +121,10 @@ static const struct field info_fields[] = {
     FLL(evicted_keys),
     FFLAG(loading),
     FFLAG(aof_enabled),
-    {"rdb_last_bgsave_status", F_STATUS, offsetof(struct redis_info, rdb_last_bgsave_status_ok), 0},
-    {"aof_last_write_status", F_STATUS, offsetof(struct redis_info, aof_last_write_status_ok), 0},
+    {"rdb_last_bgsave_status", sizeof("rdb_last_bgsave_status") - 1, F_STATUS,
+     offsetof(struct redis_info, rdb_last_bgsave_status_ok), 0},
+    {"aof_last_write_status", sizeof("aof_last_write_status") - 1, F_STATUS,
+     offsetof(struct redis_info, aof_last_write_status_ok), 0},
 };
 
 #define NFIELDS (sizeof(info_fields) / sizeof(info_fields[0]))
@@ -233,7 +237,8 @@ int redis_info_parse(const char *buf, size_t len, struct redis_info *out)
                         continue;
                 key = next_token(&line, ':'); /* line is now the value */
                 for (k = 0; k < NFIELDS; k++) {
-                        if (span_eq(key, info_fields[k].name)) {
+                        const struct field *f = &info_fields[k];
+                        if (key.n == f->len && memcmp(key.p, f->name, f->len) == 0) {
                                 store_field(out, &info_fields[k], line);
                                 known = true;
                                 break;

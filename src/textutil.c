@@ -434,3 +434,44 @@ int url_origin(const char *url, char *out, size_t len)
         snprintf(out, len, "%s://%.*s:%ld", scheme, (int)hlen, host, portnum);
         return 0;
 }
+
+/* Appends "<c><n>\r\n" at buf[*at]; false when it does not fit. */
+static bool resp_header(char *buf, size_t size, size_t *at, char c, size_t n)
+{
+        char digits[24];
+        size_t nd = 0;
+        do {
+                digits[nd++] = (char)('0' + n % 10);
+                n /= 10;
+        } while (n > 0);
+        if (size - *at < nd + 3)
+                return false;
+        buf[(*at)++] = c;
+        while (nd > 0)
+                buf[(*at)++] = digits[--nd];
+        buf[(*at)++] = '\r';
+        buf[(*at)++] = '\n';
+        return true;
+}
+
+long resp_format(char *buf, size_t size, int argc, const char *const *argv)
+{
+        size_t at = 0;
+        if (buf == NULL || size == 0 || argc < 0 || (argc > 0 && argv == NULL))
+                return -1;
+        if (!resp_header(buf, size, &at, '*', (size_t)argc))
+                return -1;
+        for (int i = 0; i < argc; i++) {
+                size_t n = strlen(argv[i]);
+                if (!resp_header(buf, size, &at, '$', n) || size - at < n + 2)
+                        return -1;
+                memcpy(buf + at, argv[i], n);
+                at += n;
+                buf[at++] = '\r';
+                buf[at++] = '\n';
+        }
+        if (at >= size)
+                return -1;
+        buf[at] = '\0';
+        return (long)at;
+}

@@ -11,6 +11,8 @@
 
 #include "textutil.h"
 
+#include <hiredis.h>
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define S(lit) lit, sizeof(lit) - 1 /* a literal with its exact length */
 #define FFFD "\xef\xbf\xbd"
@@ -539,6 +541,68 @@ START_TEST(t_text_ieq)
 }
 END_TEST
 
+/* ---- resp_format ------------------------------------------------------- */
+
+static const struct {
+        int argc;
+        const char *argv[6];
+} resp_cases[] = {
+    {1, {"PING"}},
+    {2, {"GET", "hdms-healthd:redis-cache:127.0.0.1:6379"}},
+    {5, {"SET", "k", "72664.617859", "PX", "60000"}},
+    {2, {"LLEN", "a queue with spaces"}},
+    {2, {"GET", ""}},
+    {3, {"CLIENT", "LIST", "TYPE"}},
+    {0, {NULL}},
+    {2, {"SET", "line\r\nbreak \"quoted\" %s %d"}},
+};
+
+/* The same bytes as hiredis's own formatter, at every buffer size: -1
+ * below the size it needs (never a write past it: ASan), the command from
+ * there on. */
+START_TEST(t_resp_format_as_hiredis)
+{
+        char *want = NULL;
+        const char *av[6];
+        memcpy(av, resp_cases[_i].argv, sizeof(av));
+        int wlen = redisFormatCommandArgv(&want, resp_cases[_i].argc, av, NULL);
+        ck_assert_int_gt(wlen, 0);
+        for (size_t size = 1; size <= (size_t)wlen + 2; size++) {
+                char *buf = malloc(size);
+                ck_assert_ptr_nonnull(buf);
+                long n = resp_format(buf, size, resp_cases[_i].argc, resp_cases[_i].argv);
+                if (size <= (size_t)wlen) {
+                        ck_assert_msg(n == -1, "size %zu: %ld", size, n);
+                } else {
+                        ck_assert_int_eq(n, wlen);
+                        ck_assert_mem_eq(buf, want, (size_t)wlen);
+                        ck_assert_int_eq(buf[n], '\0');
+                }
+                free(buf);
+        }
+        redisFreeCommand(want);
+}
+END_TEST
+
+START_TEST(t_resp_format_args)
+{
+        char buf[32];
+        const char *argv[] = {"PING"};
+        ck_assert_int_eq(resp_format(NULL, sizeof(buf), 1, argv), -1);
+        ck_assert_int_eq(resp_format(buf, 0, 1, argv), -1);
+        ck_assert_int_eq(resp_format(buf, sizeof(buf), -1, argv), -1);
+        ck_assert_int_eq(resp_format(buf, sizeof(buf), 1, NULL), -1);
+        /* argument lengths of more than one digit */
+        char big[1200];
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        const char *bv[] = {"SET", big};
+        char out[1300];
+        ck_assert_int_eq(resp_format(out, sizeof(out), 2, bv), 4 + 9 + 7 + 1199 + 2);
+        ck_assert(strncmp(out, "*2\r\n$3\r\nSET\r\n$1199\r\nxxx", 23) == 0);
+}
+END_TEST
+
 static Suite *textutil_suite(void)
 {
         Suite *s = suite_create("textutil");
@@ -560,6 +624,8 @@ static Suite *textutil_suite(void)
         tcase_add_loop_test(tc, t_ratio_table, 0, N(ratio_cases));
         tcase_add_test(tc, t_ratio_null);
         tcase_add_test(tc, t_text_ieq);
+        tcase_add_loop_test(tc, t_resp_format_as_hiredis, 0, N(resp_cases));
+        tcase_add_test(tc, t_resp_format_args);
         suite_add_tcase(s, tc);
         return s;
 }
