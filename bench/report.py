@@ -426,7 +426,8 @@ def render(r, baseline=None):
                                          ('CPU per check', 'cpu_us_per_check', 1, ' us'),
                                          ('CPU per check above the reference client\'s',
                                           'net_us_per_check', 1, ' us'),
-                                         ('checks per second', 'checks_per_s', 2, '')):
+                                         ('checks per second', 'checks_per_s', 2, ''),
+                                         ('loop wakeups per second', 'wakeups_per_s', 2, '')):
             w(f'| {label} | {ms(_get(cr, "empty", key), digits, unit)} | '
               f'{ms(_get(cr, "crowded", key), digits, unit)} |')
         if cr.get('ref_crowded_cpu_pct'):
@@ -449,6 +450,17 @@ def render(r, baseline=None):
               f'round trips alone: {ref["median"]:.3f} % of a core, against the goal\'s '
               f'0.05 %; the daemon adds {max(0.0, own["median"] - ref["median"]):.3f} % '
               'for everything a check proves on top of them.')
+            w('')
+        wk = cr.get('wakeup_us')
+        wps = _get(cr, 'crowded', 'wakeups_per_s')
+        if wk and wps:
+            floor = wk['median'] * wps['median'] / 1e4  # us/s -> % of a core
+            w(f'A wakeup alone costs {ms(wk, 1, " us")} of CPU here: bench/waker.c, which '
+              f'does nothing but sleep in epoll_wait and wake up {cr.get("waker_rate")} times '
+              'a second, measured in the same windows. The daemon\'s loop wakes up '
+              f'{wps["median"]:.2f} times a second beside the crowd (once for the round\'s '
+              'timer, then as the answers arrive), so '
+              f'{floor:.3f} % of a core goes to waking up before any work is done.')
             w('')
 
     lg = r.get('logins')

@@ -76,6 +76,7 @@ GOALS = {
 }
 
 INTERVAL_MS, TIMEOUT_MS, RETRY_MS, RISE, FALL = 1000, 500, 250, 2, 2
+WAKER_RATE = 5  # bench/waker.c's wakeups a second (one per default target)
 SMALL_POOL = 32 * 1024  # bytes: the http section's second /readyz daemon
 
 
@@ -111,6 +112,16 @@ def cpu_ns(pid):
         with open(f'/proc/{pid}/stat') as f:
             fields = f.read().rsplit(')', 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf('SC_CLK_TCK')
+
+
+def loop_thread_wakeups(pid):
+    """Voluntary context switches of the process's first thread (the loop):
+    how often it went to sleep, so how often it was woken up."""
+    with open(f'/proc/{pid}/task/{pid}/status') as f:
+        for line in f:
+            if line.startswith('voluntary_ctxt_switches:'):
+                return int(line.split()[1])
+    return 0
 
 
 def loop_thread_cpu_ns(pid):
@@ -465,9 +476,9 @@ def build_c(name, *pkgs):
     if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
         return out
     flags = subprocess.run(['pkg-config', '--cflags', '--libs', *pkgs],
-                           capture_output=True, text=True)
-    r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src,
-                        *flags.stdout.split()], capture_output=True, text=True)
+                           capture_output=True, text=True).stdout.split() if pkgs else []
+    r = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-g', '-o', out, src, *flags],
+                       capture_output=True, text=True)
     if r.returncode != 0:
         log(f'{name} not built: {r.stderr.strip()[:300]}')
         return None
@@ -609,7 +620,8 @@ class Bench:
         what its round trips cost, not what the size of the servers' client
         lists is. The reference client (bench/ref_client.c) makes the same
         round trips in the same windows and nothing else: the machine's
-        floor of the moment."""
+        floor of the moment. bench/waker.c, in the same windows too, only
+        wakes up WAKER_RATE times a second: what one wakeup costs here."""
         daemons = self.n(3, 2, 1)
         rounds = self.n(3, 2, 1)
         secs = self.n(30, 15, 2)
@@ -622,22 +634,30 @@ class Bench:
         for d in ds:
             d.wait_up_quietly()
         ref = self.start_ref_client()
+        waker = self.start_waker()
         time.sleep(self.n(5, 3, 1))
         wins = {'empty': [], 'crowded': []}
         refs = {'empty': [], 'crowded': []}
+        wakes = []  # us of CPU per bare wakeup, every window
 
         def window(label):
             n0 = {d.name: self._checks(d) for d in ds}
             t0 = time.monotonic()
             c0 = {d.name: cpu_ns(d.pid) for d in ds}
+            w0 = {d.name: loop_thread_wakeups(d.pid) for d in ds}
             r0 = cpu_ns(ref.pid) if ref else None
+            k0 = cpu_ns(waker.pid) if waker else None
             time.sleep(secs)
             c1 = {d.name: cpu_ns(d.pid) for d in ds}
+            w1 = {d.name: loop_thread_wakeups(d.pid) for d in ds}
             r1 = cpu_ns(ref.pid) if ref else None
+            k1 = cpu_ns(waker.pid) if waker else None
             wall = time.monotonic() - t0
             ref_ns = r1 - r0 if ref and ref.poll() is None else None
             if ref_ns is not None:
                 refs[label].append(100.0 * ref_ns / (wall * 1e9))
+            if waker and waker.poll() is None:
+                wakes.append((k1 - k0) / 1e3 / (wall * WAKER_RATE))
             for d in ds:
                 d.check_alive()
                 cpu = c1[d.name] - c0[d.name]
@@ -648,7 +668,8 @@ class Bench:
                     # above the floor: what the daemon adds to the round trips
                     'net_us_per_check': ((cpu - ref_ns) / 1e3 / checks
                                          if checks and ref_ns is not None else None),
-                    'checks_per_s': checks / wall})
+                    'checks_per_s': checks / wall,
+                    'wakeups_per_s': (w1[d.name] - w0[d.name]) / wall})
 
         pg_clients = None
         try:
@@ -664,14 +685,18 @@ class Bench:
                 if r + 1 < rounds:
                     time.sleep(settle)
         finally:
-            if ref:
-                ref.terminate()
-                ref.wait(10)
+            for p in (ref, waker):
+                if p:
+                    p.terminate()
+                    p.wait(10)
         for d in ds:
             d.stop()
         res = {'seconds': secs, 'runs': daemons, 'rounds': rounds, 'pg_clients': pg_clients,
-               'redis_clients': 30, 'workers': 4}
-        keys = ('cpu_pct', 'cpu_us_per_check', 'net_us_per_check', 'checks_per_s')
+               'redis_clients': 30, 'workers': 4, 'waker_rate': WAKER_RATE}
+        if wakes:
+            res['wakeup_us'] = summary(wakes)
+        keys = ('cpu_pct', 'cpu_us_per_check', 'net_us_per_check', 'checks_per_s',
+                'wakeups_per_s')
         for label, rs in wins.items():
             res[label] = {k: summary([x[k] for x in rs if x[k] is not None]) for k in keys}
             res[label]['raw'] = rs
@@ -686,11 +711,27 @@ class Bench:
         log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
             f'{res["crowded"]["cpu_pct"]["median"]:.3f}% crowded; per check {e:.1f} us empty, '
             f'{c:.1f} us crowded (x{res["per_check_ratio"]:.2f})')
+        if 'wakeup_us' in res:
+            log(f'crowd: a bare wakeup costs {res["wakeup_us"]["median"]:.1f} us here; the '
+                f'daemon wakes {res["crowded"]["wakeups_per_s"]["median"]:.2f} times a second')
         if 'ref_crowded_cpu_pct' in res:
             log(f'crowd: the reference client (the same round trips, nothing else) '
                 f'{res["ref_empty_cpu_pct"]["median"]:.3f}% empty, '
                 f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded; the daemon above it '
                 f'{ne or 0:.1f} us a check empty, {nc or 0:.1f} us crowded')
+
+    @staticmethod
+    def start_waker():
+        """bench/waker.c at WAKER_RATE wakeups a second, or None."""
+        exe = build_c('waker')
+        if exe is None:
+            return None
+        proc = subprocess.Popen([exe, str(WAKER_RATE)], stdin=subprocess.DEVNULL)
+        time.sleep(0.2)
+        if proc.poll() is not None:
+            log(f'crowd: the waker exited at start ({proc.returncode})')
+            return None
+        return proc
 
     def start_ref_client(self):
         """The reference client on the bench's stack: the round trips of the

@@ -50,6 +50,12 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
         assert 0 < cr[label]['cpu_pct']['median'] < 25, (label, cr[label])
         assert 0 < cr[f'ref_{label}_cpu_pct']['median'] < 25, (label, cr)
     assert cr['pg_clients'] >= 40, cr['pg_clients']
+    # the loop sleeps between rounds: at least one wakeup a second (the
+    # round's timer), and not hundreds
+    for label in ('empty', 'crowded'):
+        assert 1 <= cr[label]['wakeups_per_s']['median'] < 200, (label, cr[label])
+    # bench/waker.c: a bare wakeup costs something, and less than a second
+    assert 0 < cr['wakeup_us']['median'] < 1e6, cr['wakeup_us']
     cost = res['cost']
     for kind in ('redis', 'redis-broker', 'postgres', 'pgbouncer'):
         k = cost['kinds'][kind]
