@@ -47,7 +47,9 @@ done
 CLANG=${CLANG:-clang}
 WERROR=${WERROR:-1}
 out=build/fuzz
-pkgs="libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls libcurl"
+pkgs="libpq hiredis libevent libmicrohttpd jansson inih zlib openssl gnutls"
+# libcurl's headers only: the daemon loads the library itself (dlopen)
+hdr_pkgs="libcurl"
 
 if ! command -v "$CLANG" >/dev/null; then
         echo "$0: $CLANG not found: apt-get install clang libclang-rt-14-dev" >&2
@@ -66,7 +68,7 @@ if ! "$CLANG" -fsanitize=fuzzer -o "$out/obj/probe" "$probe_c" 2>"$out/obj/probe
 fi
 
 # shellcheck disable=SC2086 # pkg-config output is a list of flags
-read -r -a pkg_cflags <<<"$(pkg-config --cflags $pkgs)"
+read -r -a pkg_cflags <<<"$(pkg-config --cflags $pkgs $hdr_pkgs)"
 # shellcheck disable=SC2086
 read -r -a pkg_libs <<<"$(pkg-config --libs $pkgs)"
 base=(-std=c11 -D_GNU_SOURCE "-DHEALTHD_VERSION=\"fuzz\"" -Iinclude "${pkg_cflags[@]}"

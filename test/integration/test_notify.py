@@ -28,8 +28,10 @@ test_valgrind.py.
 
 import datetime
 import json
+import os
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -617,6 +619,71 @@ def test_libcurl_loaded_only_with_a_notifier(redis_server, daemon):
         redis_server.kill_redis(signal.SIGKILL)
         (req,) = r.wait_count(1, 10, what='the fail at the notifier')
         assert req.json['event'] == 'fail' and req.json['target'] == 'redis-cache', req
+
+
+# A libcurl.so.4 that will not do, built here and found first through
+# LD_LIBRARY_PATH: 'old' exports every function the daemon looks up and
+# says it is 7.74.0; 'bare' exports none of them.
+FAKE_CURL_FUNCS = ('global_init', 'global_cleanup', 'version_info', 'multi_init',
+                   'multi_setopt', 'multi_cleanup', 'multi_add_handle', 'multi_remove_handle',
+                   'multi_socket_action', 'multi_assign', 'multi_info_read', 'multi_strerror',
+                   'easy_init', 'easy_setopt', 'easy_getinfo', 'easy_cleanup', 'easy_strerror',
+                   'slist_append', 'slist_free_all')
+
+
+def fake_libcurl(tmp_path, kind):
+    d = tmp_path / f'fake-curl-{kind}'
+    d.mkdir()
+    if kind == 'old':
+        # curl_version_info_data's leading fields, as curl.h lays them out
+        code = ('struct info { int age; const char *version; unsigned int version_num;\n'
+                '              const char *host; int features; };\n'
+                'static struct info v = {10, "7.74.0", 0x074a00, "x86_64-pc-linux-gnu",\n'
+                '                        1 << 30 /* CURL_VERSION_THREADSAFE */};\n'
+                'struct info *curl_version_info(int age) { (void)age; return &v; }\n')
+        code += ''.join(f'int curl_{f}(void) {{ return 0; }}\n'
+                        for f in FAKE_CURL_FUNCS if f != 'version_info')
+    else:
+        code = 'int not_libcurl;\n'
+    (d / 'fake.c').write_text(code)
+    subprocess.run([os.environ.get('CC', 'cc'), '-shared', '-fPIC', '-o',
+                    str(d / 'libcurl.so.4'), str(d / 'fake.c')], check=True)
+    return {'LD_LIBRARY_PATH': str(d)}
+
+
+@pytest.mark.parametrize('kind,says', [
+    ('old', 'notifications need libcurl 7.87 or later, libcurl.so.4 is 7.74.0'),
+    ('bare', 'notifications need libcurl: libcurl.so.4 has no curl_global_init')])
+def test_unusable_libcurl_refuses_notifiers(redis_server, daemon, run_healthd, tmp_path,
+                                             kind, says):
+    """Without a usable libcurl a configuration that names a notifier is
+    an error: at start, exit 2 with the reason; on a reload, refused, the
+    old configuration kept and its checks going on. A configuration with no
+    notifier never needs libcurl."""
+    env = fake_libcurl(tmp_path, kind)
+    base = DAEMON + redis_targets(redis_server.redis_port, names=('redis-cache',))
+    with_hook = base + notifier('hook', 'http://127.0.0.1:9/hook')
+    r = run_healthd([], env=env, config_text=with_hook, timeout=20)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert says in r.stderr, r.stderr[-2000:]
+    # --check-config refuses what the daemon would refuse; --once sends no
+    # notification, so needs no libcurl
+    r = run_healthd(['--check-config'], env=env, config_text=with_hook)
+    assert r.returncode == 2 and says in r.stderr, (r.returncode, r.stderr[-2000:])
+    r = run_healthd(['--once'], env=env, config_text=with_hook)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+
+    d = daemon(env=env, config_text=base)
+    d.wait_for(lambda: statuses(d) == {'redis-cache': 'pass'}, 10, what='pass')
+    checks = d.json('/status')['targets']['redis-cache']['checks']
+    d.write_config(with_hook)
+    d.signal(signal.SIGHUP)
+    d.wait_for(lambda: 'reload refused' in d.stderr(), 10, what='the refused reload')
+    assert says in d.stderr(), d.stderr()[-2000:]
+    assert notifiers(d) == {}, notifiers(d)
+    d.wait_for(lambda: d.json('/status')['targets']['redis-cache']['checks'] >= checks + 4, 10,
+               what='the old configuration checking on')
+    assert statuses(d) == {'redis-cache': 'pass'}
 
 
 def test_restart_sends_no_duplicate(redis_server, daemon, tmp_path):
