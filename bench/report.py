@@ -417,7 +417,7 @@ def render(r, baseline=None):
           f'{cr.get("pg_clients")} PgBouncer clients (the crowd\'s 40 and the daemons\' own), '
           f'{cr.get("redis_clients")} idle Redis clients and {cr.get("workers")} workers '
           'blocked in BRPOP on db 2 (a production-shaped stack). What a check reads of the '
-          'servers (CLIENT LIST, SHOW SERVERS, SHOW LISTS) grows with the crowd; '
+          'servers (CLIENT LIST, SHOW SERVERS, SHOW POOLS) grows with the crowd; '
           'docs/checks.md says which figure is read how often.')
         w('')
         w('| | empty | crowded |')
@@ -430,6 +430,10 @@ def render(r, baseline=None):
                                          ('loop wakeups per second', 'wakeups_per_s', 2, '')):
             w(f'| {label} | {ms(_get(cr, "empty", key), digits, unit)} | '
               f'{ms(_get(cr, "crowded", key), digits, unit)} |')
+        cg = cr.get('callgrind')
+        if cg:
+            w(f'| instructions per check (callgrind, {cg["rounds"]} x {cg["seconds"]} s each) | '
+              f'{ms(cg.get("empty"), 0, "")} | {ms(cg.get("crowded"), 0, "")} |')
         if cr.get('ref_crowded_cpu_pct'):
             w(f'| reference client CPU, % of one core | '
               f'{ms(cr.get("ref_empty_cpu_pct"), 3, " %")} | '
@@ -438,6 +442,14 @@ def render(r, baseline=None):
         if cr.get('net_per_check_ratio') is not None:
             w(f'CPU per check crowded / empty: {cr["per_check_ratio"]:.2f}; above the reference '
               f'client\'s, in the same windows: {cr["net_per_check_ratio"]:.2f}.')
+            w('')
+        if cg and cg.get('ratio') is not None:
+            w(f'Instructions per check crowded / empty: {cg["ratio"]:.3f} (callgrind, one more '
+              'daemon under valgrind after the CPU windows, empty and crowded windows '
+              'alternating: a count the machine\'s noise does not reach). What grows with the '
+              'crowd is what a check must read of it: the workers in CLIENT LIST (every 10 s), '
+              'the crowd\'s pool in SHOW POOLS, PgBouncer\'s server connections in SHOW '
+              'SERVERS (every 10 s) and in the bypass query.')
             w('')
         ref = _get(cr, 'ref_crowded_cpu_pct')
         own = _get(cr, 'crowded', 'cpu_pct')

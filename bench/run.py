@@ -707,6 +707,7 @@ class Bench:
         ne = res['empty']['net_us_per_check']['median']  # summary(): None when unmeasured
         nc = res['crowded']['net_us_per_check']['median']
         res['net_per_check_ratio'] = nc / ne if ne and nc is not None else None
+        res['callgrind'] = self.crowd_callgrind(rounds, settle)
         self.results['crowd'] = res
         log(f'crowd: CPU {res["empty"]["cpu_pct"]["median"]:.3f}% empty, '
             f'{res["crowded"]["cpu_pct"]["median"]:.3f}% crowded; per check {e:.1f} us empty, '
@@ -719,6 +720,66 @@ class Bench:
                 f'{res["ref_empty_cpu_pct"]["median"]:.3f}% empty, '
                 f'{res["ref_crowded_cpu_pct"]["median"]:.3f}% crowded; the daemon above it '
                 f'{ne or 0:.1f} us a check empty, {nc or 0:.1f} us crowded')
+
+    def crowd_callgrind(self, rounds, settle):
+        """Instructions per check of the five default targets, servers
+        empty and crowded in alternating windows, under callgrind: the
+        cost of a check's own work, which the machine's noise cannot reach
+        (CPU time swings 2x from window to window here). None without
+        valgrind."""
+        if not shutil.which('valgrind') or not shutil.which('callgrind_control'):
+            log('crowd: valgrind not installed, instructions not counted')
+            return None
+        secs = self.n(10, 5, 2)
+        # a PostgreSQL login (SCRAM) takes ~0.3 s under valgrind
+        d = Daemon(self, 'crowd-callgrind', env={'HEALTHD_TIMEOUT': '900ms'})
+        out = os.path.join(d.dir, 'callgrind.out.%p')
+        d.argv = ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}'] + d.argv
+        d.start()
+        per = {'empty': [], 'crowded': []}
+        try:
+            d.wait_ready(timeout=180)
+            time.sleep(settle)  # every figure read once (the slow ones every 10 s)
+
+            def window(label):
+                n0 = metric_sum(d.metrics(), 'hdms_healthd_checks_total')
+                subprocess.run(['callgrind_control', '-z', str(d.pid)], check=True,
+                               capture_output=True, timeout=60)
+                time.sleep(secs)
+                subprocess.run(['callgrind_control', '-d', str(d.pid)], check=True,
+                               capture_output=True, timeout=60)
+                checks = metric_sum(d.metrics(), 'hdms_healthd_checks_total') - n0
+                dumps = sorted(glob.glob(os.path.join(d.dir, f'callgrind.out.{d.pid}.*')),
+                               key=os.path.getmtime)
+                ir = None
+                if dumps:
+                    with open(dumps[-1]) as f:
+                        for line in f:
+                            if line.startswith('summary:'):
+                                ir = int(line.split()[1])
+                if ir and checks:
+                    per[label].append(ir / checks)
+
+            for r in range(rounds):
+                window('empty')
+                crowd = Crowd(self.stack)
+                try:
+                    time.sleep(settle)
+                    window('crowded')
+                finally:
+                    crowd.close()
+                if r + 1 < rounds:
+                    time.sleep(settle)
+        finally:
+            d.stop()
+        res = {'seconds': secs, 'rounds': rounds,
+               'empty': summary(per['empty']), 'crowded': summary(per['crowded'])}
+        e, c = res['empty']['median'], res['crowded']['median']
+        res['ratio'] = c / e if e and c is not None else None
+        if res['ratio'] is not None:
+            log(f'crowd: {e:,.0f} instructions per check empty, {c:,.0f} crowded '
+                f'(x{res["ratio"]:.3f}, callgrind)')
+        return res
 
     @staticmethod
     def start_waker():

@@ -54,6 +54,12 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
     # round's timer), and not hundreds
     for label in ('empty', 'crowded'):
         assert 1 <= cr[label]['wakeups_per_s']['median'] < 200, (label, cr[label])
+    # the same checks under callgrind, empty and crowded: instructions per
+    # check, and their ratio
+    cg = cr['callgrind']
+    for label in ('empty', 'crowded'):
+        assert 1e3 < cg[label]['median'] < 1e8, (label, cg)
+    assert cg['ratio'] == cg['crowded']['median'] / cg['empty']['median'], cg
     # bench/waker.c: a bare wakeup costs something, and less than a second
     assert 0 < cr['wakeup_us']['median'] < 1e6, cr['wakeup_us']
     cost = res['cost']
