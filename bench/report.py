@@ -427,7 +427,8 @@ def render(r, baseline=None):
                                          ('CPU per check above the reference client\'s',
                                           'net_us_per_check', 1, ' us'),
                                          ('checks per second', 'checks_per_s', 2, ''),
-                                         ('loop wakeups per second', 'wakeups_per_s', 2, '')):
+                                         ('loop wakeups per second', 'loop_wakeups_per_s', 2,
+                                          '')):
             w(f'| {label} | {ms(_get(cr, "empty", key), digits, unit)} | '
               f'{ms(_get(cr, "crowded", key), digits, unit)} |')
         cg = cr.get('callgrind')
@@ -444,10 +445,11 @@ def render(r, baseline=None):
               f'client\'s, in the same windows: {cr["net_per_check_ratio"]:.2f}.')
             w('')
         if cg and cg.get('ratio') is not None:
-            w(f'Instructions per check crowded / empty: {cg["ratio"]:.3f} (callgrind, one more '
+            w(f'Instructions per check crowded / empty: {cg["ratio"]:.2f} (callgrind, one more '
               'daemon under valgrind after the CPU windows, empty and crowded windows '
-              'alternating: a count the machine\'s noise does not reach). What grows with the '
-              'crowd is what a check must read of it: the workers in CLIENT LIST (every 10 s), '
+              'alternating: a count the machine\'s CPU noise does not reach; the checks of a '
+              'window are counted to about one round). What grows with the crowd is what a '
+              'check must read of it: the crowd\'s clients in CLIENT LIST (every 10 s), '
               'the crowd\'s pool in SHOW POOLS, PgBouncer\'s server connections in SHOW '
               'SERVERS (every 10 s) and in the bypass query.')
             w('')
@@ -464,7 +466,7 @@ def render(r, baseline=None):
               'for everything a check proves on top of them.')
             w('')
         wk = cr.get('wakeup_us')
-        wps = _get(cr, 'crowded', 'wakeups_per_s')
+        wps = _get(cr, 'crowded', 'loop_wakeups_per_s')
         if wk and wps:
             floor = wk['median'] * wps['median'] / 1e4  # us/s -> % of a core
             w(f'A wakeup alone costs {ms(wk, 1, " us")} of CPU here: bench/waker.c, which '

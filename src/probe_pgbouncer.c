@@ -378,8 +378,8 @@ static void on_slow_pooled(evutil_socket_t fd, short what, void *arg)
         p->want_databases = true;
         if (p->admin_step == ADMIN_PARKED)
                 admin_run(p);
-        else if (p->admin_step == ADMIN_DONE && pgconn_usable(p->admin))
-                admin_run(p); /* SHOW POOLS went first, and its part is done */
+        else if (p->admin_step == ADMIN_DONE && p->settings_judged && pgconn_usable(p->admin))
+                admin_run(p); /* SHOW POOLS went first, and its part ended well */
         /* a SHOW in flight or a login: admin_run() asks for it next */
 }
 

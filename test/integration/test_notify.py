@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -638,7 +639,7 @@ def fake_libcurl(tmp_path, kind):
         # curl_version_info_data's leading fields, as curl.h lays them out
         code = ('struct info { int age; const char *version; unsigned int version_num;\n'
                 '              const char *host; int features; };\n'
-                'static struct info v = {10, "7.74.0", 0x074a00, "x86_64-pc-linux-gnu",\n'
+                'static struct info v = {0, "7.74.0", 0x074a00, "x86_64-pc-linux-gnu",\n'
                 '                        1 << 30 /* CURL_VERSION_THREADSAFE */};\n'
                 'struct info *curl_version_info(int age) { (void)age; return &v; }\n')
         code += ''.join(f'int curl_{f}(void) {{ return 0; }}\n'
@@ -646,7 +647,7 @@ def fake_libcurl(tmp_path, kind):
     else:
         code = 'int not_libcurl;\n'
     (d / 'fake.c').write_text(code)
-    subprocess.run([os.environ.get('CC', 'cc'), '-shared', '-fPIC', '-o',
+    subprocess.run([*shlex.split(os.environ.get('CC', 'cc')), '-shared', '-fPIC', '-o',
                     str(d / 'libcurl.so.4'), str(d / 'fake.c')], check=True)
     return {'LD_LIBRARY_PATH': str(d)}
 

@@ -317,8 +317,9 @@ def test_pgbouncer_own_client_never_counted_waiting(stack, daemon):
     """SHOW POOLS runs beside the pooled query, sent ahead of it: the pools
     are read while the daemon's client is idle. With server_lifetime 0
     PgBouncer closes each server connection after one use, so every pooled
-    query waits in its pool for a new server login: read after the query,
-    the daemon's client would show as waiting."""
+    query waits in its pool for a new server login: read once the query
+    is sent, the daemon's client would show as waiting. (Timeout 900 ms: a
+    server login per check must not fail one on a busy machine.)"""
     def server_logins():
         with open(stack.logs['pg'], 'rb') as f:
             n = f.read().count(b'connection authorized: user=healthd database=hdms')
@@ -326,7 +327,7 @@ def test_pgbouncer_own_client_never_counted_waiting(stack, daemon):
 
     stack.pgb_admin('SET server_lifetime = 0')
     try:
-        d = start_daemon(daemon, stack)
+        d = start_daemon(daemon, stack, HEALTHD_TIMEOUT='900ms')
 
         def own_pool():
             pools = {m['componentId']: m['observedValue']
