@@ -433,8 +433,13 @@ class Crowd:
         self.procs = []
         self.socks = []
         for _ in range(pg_clients):
-            # one login, one query, then the session sits idle in psql
-            self.procs.append(stack.psql_tcp_bg('SELECT 1', '\\! sleep 3600'))
+            # one login, one query, then the session sits idle in psql,
+            # waiting for more on its stdin (closed by close(): psql ends
+            # and leaves nothing behind)
+            p = stack.psql_tcp_bg(stdin=subprocess.PIPE)
+            p.stdin.write('SELECT 1;\n')
+            p.stdin.flush()
+            self.procs.append(p)
         for _ in range(redis_clients):
             self.socks.append(socket.create_connection(('127.0.0.1', stack.redis_port), 5))
         for _ in range(workers):
@@ -455,7 +460,7 @@ class Crowd:
         for s in self.socks:
             s.close()
         for p in self.procs:
-            p.terminate()
+            p.stdin.close()
         for p in self.procs:
             try:
                 p.wait(10)

@@ -585,12 +585,13 @@ log_line_prefix = '%m [%p] %q%u@%d '
         return list(csv.DictReader(io.StringIO(out))) if csv_rows else out
 
     def psql_tcp_bg(self, *sqls, user='hdms', db='hdms', port=None,
-                    password=None, stdout=subprocess.DEVNULL):
+                    password=None, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL):
         """Start psql over TCP in the background, by default through
         PgBouncer; each of `sqls` is its own -c (its own transaction).
         Returns the Popen (stdout discarded unless `stdout` says otherwise,
-        stderr piped, both text); the caller ends it (terminate/kill) and
-        waits for it."""
+        stderr piped, both text; stdin=subprocess.PIPE for a session fed
+        commands and ended by closing it); the caller ends it and waits
+        for it."""
         port = port or self.pgb_port
         password = self.passwords.get(user, '') if password is None else password
         argv = [os.path.join(self.bindir, 'psql'), '-X', '-q', '-At',
@@ -599,7 +600,7 @@ log_line_prefix = '%m [%p] %q%u@%d '
         for sql in sqls:
             argv += ['-c', sql]
         return subprocess.Popen(argv, env=_tool_env(PGPASSWORD=password),
-                                stdin=subprocess.DEVNULL, stdout=stdout,
+                                stdin=stdin, stdout=stdout,
                                 stderr=subprocess.PIPE, text=True)
 
     # ----- PgBouncer
