@@ -24,9 +24,8 @@
  * judged again, so a warning they raise holds at every check.  SHOW
  * DATABASES (a pause) only explains a pooled query that does not answer,
  * so it is read only when the pooled query has not answered within half
- * the timeout.  A round trip
- * that waits for another is a loop turn of its own, and a loop turn is
- * most of what an idle check costs. */
+ * the timeout.  A round trip that waits for another is a loop turn of its
+ * own, and a loop turn is most of what an idle check costs. */
 #include "clock.h"
 #include "pgb_show.h"
 #include "pgconn.h"
@@ -399,17 +398,16 @@ static void admin_connected(struct pgconn *c, bool ok, void *arg)
 static void admin_start(struct pgb_probe *p)
 {
         const struct target_conf *tc = conf(p);
-        p->show = SHOW_POOLS;
         p->shows_done = 0;
         p->want_databases = false;
         p->settings_judged = false;
         p->pools_first = pgconn_usable(p->admin);
+        p->show = p->pools_first ? SHOW_POOLS : SHOW_LISTS;
         if (p->pools_first) {
                 p->slow_due = p->slow_at == 0 || mono_now() - p->slow_at >= PGB_SLOW_EVERY_S;
                 admin_run(p);
                 return;
         }
-        p->show = SHOW_LISTS;
         p->slow_due = true; /* a new console connection: read everything */
         p->admin_step = ADMIN_LOGIN;
         struct pgconn_params cp =

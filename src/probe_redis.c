@@ -511,24 +511,15 @@ static void classify_error(struct redis_probe *p, const char *what, const char *
 }
 
 /* A command of every check, formatted by hand (hiredis's printf-style
- * formatting was a fifth of an idle daemon's instructions). */
+ * formatting was a fifth of an idle daemon's instructions).  Its arguments
+ * are bounded (the key, the value, a queue name under QUEUE_NAME_MAX), so
+ * the longest command is a few hundred bytes. */
 static int send_argv(struct redis_probe *p, int argc, const char *const *argv)
 {
         char buf[1024];
         long n = resp_format(buf, sizeof(buf), argc, argv);
-        if (n < 0) { /* a queue name too long for buf */
-                char *cmd = NULL;
-                const char *av[8];
-                if (argc > (int)(sizeof(av) / sizeof(av[0])))
-                        return REDIS_ERR;
-                memcpy(av, argv, (size_t)argc * sizeof(av[0]));
-                int len = redisFormatCommandArgv(&cmd, argc, av, NULL);
-                if (len < 0)
-                        return REDIS_ERR;
-                int rc = redisAsyncFormattedCommand(p->ac, on_reply, p, cmd, (size_t)len);
-                redisFreeCommand(cmd);
-                return rc;
-        }
+        if (n < 0)
+                return REDIS_ERR;
         return redisAsyncFormattedCommand(p->ac, on_reply, p, buf, (size_t)n);
 }
 

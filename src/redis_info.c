@@ -105,6 +105,7 @@ struct field {
 #define FSTR(n)  {#n, sizeof(#n) - 1, F_STR, offsetof(struct redis_info, n), sizeof(((struct redis_info *)0)->n)}
 #define FLL(n)   {#n, sizeof(#n) - 1, F_LL, offsetof(struct redis_info, n), 0}
 #define FFLAG(n) {#n, sizeof(#n) - 1, F_FLAG, offsetof(struct redis_info, n), 0}
+#define FSTATUS(name, member) {name, sizeof(name) - 1, F_STATUS, offsetof(struct redis_info, member), 0}
 // clang-format on
 
 static const struct field info_fields[] = {
@@ -121,10 +122,8 @@ static const struct field info_fields[] = {
     FLL(evicted_keys),
     FFLAG(loading),
     FFLAG(aof_enabled),
-    {"rdb_last_bgsave_status", sizeof("rdb_last_bgsave_status") - 1, F_STATUS,
-     offsetof(struct redis_info, rdb_last_bgsave_status_ok), 0},
-    {"aof_last_write_status", sizeof("aof_last_write_status") - 1, F_STATUS,
-     offsetof(struct redis_info, aof_last_write_status_ok), 0},
+    FSTATUS("rdb_last_bgsave_status", rdb_last_bgsave_status_ok),
+    FSTATUS("aof_last_write_status", aof_last_write_status_ok),
 };
 
 #define NFIELDS (sizeof(info_fields) / sizeof(info_fields[0]))
