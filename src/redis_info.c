@@ -19,12 +19,13 @@ struct span {
         size_t n;
 };
 
-static bool span_eq(struct span s, const char *lit)
+static bool span_eq_n(struct span s, const char *lit, size_t n)
 {
-        size_t n = strlen(lit);
-
         return s.n == n && memcmp(s.p, lit, n) == 0;
 }
+
+/* lit must be a string literal: its length is known at compile time. */
+#define span_eq(s, lit) span_eq_n((s), "" lit "", sizeof(lit) - 1)
 
 /*
  * Strict base-10 integer: optional '-', at least one digit, nothing else,
