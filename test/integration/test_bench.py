@@ -60,7 +60,11 @@ def test_bench_smoke_every_section_and_the_report(tmp_path):
     assert cg is not None, 'the crowd\'s instructions were not counted (valgrind?)'
     for label in ('empty', 'crowded'):
         assert 1e3 < cg[label]['median'] < 1e8, (label, cg)
-    assert cg['ratio'] == cg['crowded']['median'] / cg['empty']['median'], cg
+    # a smoke window holds some ten checks, counted to about one round
+    # (callgrind_control acts at the next wakeup), so the ratio of a sound
+    # measurement stays within a few tens of percent of 1; a window read
+    # twice or a count from the wrong daemon is far outside
+    assert 0.3 < cg['ratio'] < 3.5, cg
     # bench/waker.c: a bare wakeup costs something, and less than a second
     assert 'wakeup_us' in cr, 'bench/waker.c did not run'
     assert 0 < cr['wakeup_us']['median'] < 1e6, cr['wakeup_us']
